@@ -1,0 +1,99 @@
+package flux
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Hooks are optional callbacks fired from the state machine's transitions,
+// in the order the transitions happen, like net/http/httptrace.ClientTrace.
+// Any field may be nil. Hooks run synchronously on the run's goroutine, so
+// they must be quick; a hook that panics is logged and the run goes on.
+type Hooks struct {
+	// WorkflowStart fires when a run enters running: first start, Resume,
+	// RetryStep, or recovery by another engine.
+	WorkflowStart func(RunEvent)
+	// WorkflowComplete fires when a run completed.
+	WorkflowComplete func(RunEvent)
+	// WorkflowError fires when a run failed or was cancelled; Err says why.
+	WorkflowError func(RunEvent)
+
+	// StepStart fires before each attempt of a node.
+	StepStart func(StepEvent)
+	// StepComplete fires after a node succeeded and, for a commit, after that
+	// was recorded durably.
+	StepComplete func(StepEvent)
+	// StepSkipped fires when a node's When predicate returned false.
+	StepSkipped func(StepEvent)
+	// StepRetry fires after a failed attempt that will be retried; Err is the
+	// attempt's error and Delay the backoff before the next one.
+	StepRetry func(StepEvent)
+	// StepError fires after a node's last attempt failed.
+	StepError func(StepEvent)
+}
+
+// RunEvent describes a run-level transition.
+type RunEvent struct {
+	RunID    string
+	Workflow string
+	Status   Status
+	Duration time.Duration // since the run was created; set when it stops
+	Err      error
+}
+
+// StepEvent describes a node-level transition.
+type StepEvent struct {
+	RunID    string
+	Workflow string
+	Step     string
+	Index    int
+	Kind     Kind
+	Attempt  int // 1-based; 0 for a skipped node
+	Duration time.Duration
+	Delay    time.Duration // StepRetry only: backoff before the next attempt
+	Err      error
+}
+
+// EventType names a trace event. The values are the NDJSON "type" field.
+type EventType string
+
+// Trace event types.
+const (
+	EventWorkflowStart     EventType = "workflow:start"
+	EventWorkflowComplete  EventType = "workflow:complete"
+	EventWorkflowError     EventType = "workflow:error"
+	EventWorkflowCancelled EventType = "workflow:cancelled"
+	EventStepStart         EventType = "step:start"
+	EventStepComplete      EventType = "step:complete"
+	EventStepSkipped       EventType = "step:skipped"
+	EventStepRetry         EventType = "step:retry"
+	EventStepError         EventType = "step:error"
+)
+
+// TraceEvent is one state transition as a trace sink receives it. Package
+// tracefile writes it as one NDJSON line with the original engine's field
+// names.
+type TraceEvent struct {
+	Type       EventType
+	Time       time.Time
+	RunID      string
+	Workflow   string
+	Step       string // "" for workflow events
+	Index      int    // node index; -1 for workflow events
+	Commit     bool
+	Attempt    int // 1-based attempt of step events
+	MaxRetries int
+	Duration   time.Duration
+	Err        string
+	Stack      string
+	Status     Status
+	Input      json.RawMessage // workflow:start
+	Data       json.RawMessage // workflow:complete, workflow:error
+}
+
+// TraceSink receives trace events. Emit is called synchronously from the
+// run's goroutine, for many runs at once, so implementations must be safe for
+// concurrent use and must not block for long.
+type TraceSink interface {
+	Emit(TraceEvent)
+}

@@ -1,0 +1,733 @@
+package flux
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// Result is the outcome of a run, typed.
+type Result[Data any] struct {
+	ID       string
+	Workflow string
+	Status   Status
+	Data     Data
+	Steps    []StepState
+	// Err is why the run did not complete, as returned by Execute.
+	Err       error
+	StartedAt time.Time
+	Duration  time.Duration
+}
+
+// RunOption configures one start of a run.
+type RunOption func(*runOptions)
+
+type runOptions struct{ id string }
+
+// RunID gives the run this ID instead of a random one, making the start
+// idempotent: a second start with the same ID returns the existing run, or
+// continues it if it was interrupted, and never runs a completed node again.
+// Queue consumers pass the message's stable key.
+func RunID(id string) RunOption { return func(o *runOptions) { o.id = id } }
+
+// RetryOption configures RetryStep.
+type RetryOption func(*retryOptions)
+
+type retryOptions struct{ force bool }
+
+// Force lets RetryStep replay commits that already completed.
+func Force() RetryOption { return func(o *retryOptions) { o.force = true } }
+
+// Execute runs workflow w with input in on engine e, in the caller's
+// goroutine, and returns when the run completed, failed, was cancelled or was
+// interrupted. err is nil exactly when the run completed. res is non-nil
+// whenever a run was created, so the caller always has its ID; a failed
+// run's error is a *StepError wrapping the handler's error.
+//
+// Cancelling ctx interrupts the run without failing it: it stays resumable
+// by [Resume], a duplicate start, or recovery.
+func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], in In, opts ...RunOption) (*Result[Data], error) {
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	var o runOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if w.validate != nil {
+		if err := safeCall(func() error { return w.validate(in) }); err != nil {
+			return nil, fmt.Errorf("%w for workflow %q: %w", ErrInvalidInput, w.name, err)
+		}
+	}
+	input, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("%w for workflow %q: cannot encode as JSON: %w", ErrInvalidInput, w.name, err)
+	}
+	if err := e.checkSize("input", input); err != nil {
+		return nil, err
+	}
+	data := new(Data)
+	snap, err := json.Marshal(data)
+	if err != nil {
+		return nil, fmt.Errorf("%w %q: its Data type cannot be encoded as JSON: %w", ErrInvalidDefinition, w.name, err)
+	}
+	id := o.id
+	if id == "" {
+		id = newID()
+	}
+	now := time.Now()
+	run := &Run{
+		ID: id, Workflow: w.name, Fingerprint: w.fingerprint(), Status: StatusPending,
+		Input: input, Data: snap, Steps: make([]StepState, len(w.nodes)),
+		CreatedAt: now, UpdatedAt: now, Owner: e.id,
+	}
+	for i, n := range w.nodes {
+		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending}
+	}
+	rctx, a, err := e.begin(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(id, a)
+	if err := CheckRunTransition(run.Status, StatusRunning, TriggerExecute); err != nil {
+		return nil, err
+	}
+	run.Status = StatusRunning
+	err = e.store.Create(ctx, run, e.lease)
+	if errors.Is(err, ErrRunExists) {
+		return continueExisting(rctx, e, w, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("flux: storing new run of %q: %w", w.name, err)
+	}
+	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: rctx, data: data, snap: snap, trig: TriggerExecute}
+	r.info = runInfo{id: id, workflow: w.name, logger: e.log}
+	r.runEvent(EventWorkflowStart, nil)
+	return r.exec()
+}
+
+// continueExisting handles a start whose run ID exists: it returns the run
+// if it stopped, and otherwise claims and continues it.
+func continueExisting[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], id string) (*Result[Data], error) {
+	run, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if run.Workflow != w.name {
+		return nil, fmt.Errorf("%w: run ID %s belongs to workflow %q, not %q", ErrRunExists, id, run.Workflow, w.name)
+	}
+	if run.Status.Final() {
+		return stoppedResult(w, run)
+	}
+	return claimAndRun(ctx, e, w, run, TriggerExecute)
+}
+
+// Resume continues an interrupted, failed or cancelled run from where it
+// stopped: completed and skipped nodes are kept, a failed node runs again.
+// A completed run is returned as it is.
+func Resume[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], id string) (*Result[Data], error) {
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	run, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if run.Workflow != w.name {
+		return nil, fmt.Errorf("%w: run %s is of workflow %q, not %q", ErrRunNotFound, id, run.Workflow, w.name)
+	}
+	if run.Status == StatusCompleted {
+		return stoppedResult(w, run)
+	}
+	rctx, a, err := e.begin(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(id, a)
+	return claimAndRun(rctx, e, w, run, TriggerResume)
+}
+
+// RetryStep replays run id from the node named step: it restores Data to
+// the snapshot before that node and runs it and every node after it. A
+// completed commit at or after step makes it return ErrCommitted naming the
+// commit, unless [Force] is given.
+func RetryStep[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], id, step string, opts ...RetryOption) (*Result[Data], error) {
+	if err := w.Err(); err != nil {
+		return nil, err
+	}
+	var o retryOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	from := w.index(step)
+	if from < 0 {
+		return nil, fmt.Errorf("%w: workflow %q has no step %q", ErrStepNotFound, w.name, step)
+	}
+	run, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if run.Workflow != w.name {
+		return nil, fmt.Errorf("%w: run %s is of workflow %q, not %q", ErrRunNotFound, id, run.Workflow, w.name)
+	}
+	rctx, a, err := e.begin(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer e.end(id, a)
+	if !o.force {
+		for i := from; i < len(run.Steps); i++ {
+			if s := run.Steps[i]; s.Kind == KindCommit && s.Status == StatusCompleted {
+				return nil, fmt.Errorf("%w: RetryStep(%q) would run commit %q of run %s again; pass flux.Force() to allow it",
+					ErrCommitted, step, s.Name, id)
+			}
+		}
+	}
+	if run, err = e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.id, Lease: e.lease}); err != nil {
+		return nil, err
+	}
+	for i := from; i < len(run.Steps); i++ {
+		if s := run.Steps[i]; s.Status != StatusPending {
+			if err := CheckNodeTransition(s.Status, StatusPending, TriggerRetryStep); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := reconcile(w, run, from); err != nil {
+		return nil, err
+	}
+	if from > 0 {
+		run.Data = run.Steps[from-1].Data
+	} else if run.Data, err = json.Marshal(new(Data)); err != nil {
+		return nil, err
+	}
+	return startClaimed(rctx, e, w, run, TriggerRetryStep)
+}
+
+// claimAndRun takes the lease of a stored run and continues it.
+func claimAndRun[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, trig Trigger) (*Result[Data], error) {
+	if err := reconcile(w, run.Clone(), len(run.Steps)); err != nil {
+		return nil, err
+	}
+	claimed, err := e.store.Claim(ctx, ClaimParams{ID: run.ID, Owner: e.id, Lease: e.lease})
+	if err != nil {
+		return nil, err
+	}
+	if err := reconcile(w, claimed, len(claimed.Steps)); err != nil {
+		return nil, err
+	}
+	if trig == TriggerResume {
+		for i := range claimed.Steps {
+			if s := &claimed.Steps[i]; s.Status == StatusFailed {
+				if err := CheckNodeTransition(s.Status, StatusPending, trig); err != nil {
+					return nil, err
+				}
+				s.Status = StatusPending
+			}
+		}
+	}
+	return startClaimed(ctx, e, w, claimed, trig)
+}
+
+// recoverRun continues a run that the recovery loop claimed.
+func (w *Workflow[In, Data]) recoverRun(ctx context.Context, e *Engine, run *Run) error {
+	rctx, a, err := e.begin(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	defer e.end(run.ID, a)
+	if err := reconcile(w, run, len(run.Steps)); err != nil {
+		return err
+	}
+	_, err = startClaimed(rctx, e, w, run, TriggerExecute)
+	return err
+}
+
+// startClaimed executes a run whose lease this engine holds.
+func startClaimed[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, trig Trigger) (*Result[Data], error) {
+	var in In
+	if err := json.Unmarshal(run.Input, &in); err != nil {
+		return nil, fmt.Errorf("%w: run %s: input does not decode as %T: %w", ErrCorrupt, run.ID, in, err)
+	}
+	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, snap: run.Data, trig: trig}
+	r.info = runInfo{id: run.ID, workflow: w.name, logger: e.log}
+	if run.Status != StatusRunning {
+		if err := CheckRunTransition(run.Status, StatusRunning, trig); err != nil {
+			return nil, err
+		}
+		run.Status, run.Error, run.FinishedAt = StatusRunning, "", time.Time{}
+		if err := r.persist(); err != nil {
+			return r.result(), err
+		}
+	}
+	r.runEvent(EventWorkflowStart, nil)
+	return r.exec()
+}
+
+// reconcile fits run.Steps to the definition w, keeping the state of the
+// first keep nodes. The nodes among them that already started must be, in
+// order, an unchanged prefix of w; the others are rebuilt from w as pending.
+func reconcile[In, Data any](w *Workflow[In, Data], run *Run, keep int) error {
+	keep = min(keep, len(run.Steps))
+	last := -1
+	for i := range keep {
+		if run.Steps[i].Status != StatusPending {
+			last = i
+		}
+	}
+	for i := 0; i <= last; i++ {
+		s := run.Steps[i]
+		if i >= len(w.nodes) {
+			return fmt.Errorf("%w: run %s started %d nodes but workflow %q now has %d; %s %q is gone",
+				ErrDefinitionChanged, run.ID, last+1, w.name, len(w.nodes), s.Kind, s.Name)
+		}
+		if n := w.nodes[i]; n.name != s.Name || n.kind != s.Kind {
+			return fmt.Errorf("%w: node %d of run %s was %s %q, the definition now has %s %q there",
+				ErrDefinitionChanged, i, run.ID, s.Kind, s.Name, n.kind, n.name)
+		}
+	}
+	if keep == len(run.Steps) && run.Fingerprint == w.fingerprint() {
+		return nil
+	}
+	steps := make([]StepState, len(w.nodes))
+	copy(steps, run.Steps[:last+1])
+	for i := last + 1; i < len(w.nodes); i++ {
+		steps[i] = StepState{Name: w.nodes[i].name, Kind: w.nodes[i].kind, Status: StatusPending}
+	}
+	run.Steps, run.Fingerprint = steps, w.fingerprint()
+	return nil
+}
+
+// stoppedResult is the result of a run that already stopped.
+func stoppedResult[In, Data any](w *Workflow[In, Data], run *Run) (*Result[Data], error) {
+	r := &runner[In, Data]{w: w, run: run, snap: run.Data}
+	res := r.result()
+	if run.Status == StatusCompleted {
+		return res, nil
+	}
+	res.Err = fmt.Errorf("flux: run %s of %q is %s: %s", run.ID, run.Workflow, run.Status, run.Error)
+	return res, res.Err
+}
+
+// runner executes one run of a typed workflow.
+type runner[In, Data any] struct {
+	e    *Engine
+	w    *Workflow[In, Data]
+	run  *Run
+	in   In
+	ctx  context.Context
+	info runInfo
+	trig Trigger
+	// data is the live value after the last finished node, or nil when it
+	// must be decoded from snap (after a failed attempt, or on resume).
+	data *Data
+	snap json.RawMessage
+	done chan attemptResult
+	// release makes the next write give up the lease: the run was
+	// interrupted and stays resumable by anyone.
+	release bool
+}
+
+type attemptResult struct{ err error }
+
+func (r *runner[In, Data]) exec() (*Result[Data], error) {
+	for i := range r.w.nodes {
+		if r.run.Steps[i].Status.Done() {
+			continue
+		}
+		if err := r.node(i); err != nil {
+			return r.result(), err
+		}
+	}
+	if r.run.Status == StatusRunning { // no node left to finish it
+		if err := r.finishRun(StatusCompleted, nil); err != nil {
+			return r.result(), err
+		}
+	}
+	return r.result(), nil
+}
+
+// node executes node i until it completes, is skipped, or fails.
+func (r *runner[In, Data]) node(i int) error {
+	n, st := r.w.nodes[i], &r.run.Steps[i]
+	opts := r.e.resolve(&n.opts)
+	last := i == len(r.w.nodes)-1
+
+	if st.Status == StatusPending && n.when != nil {
+		run, err := r.when(n, i)
+		if err != nil {
+			return r.failNode(i, n, 1, time.Now(), err)
+		}
+		if !run {
+			return r.skip(i, last)
+		}
+	}
+	if st.Status == StatusRunning && n.kind == KindCommit && n.opts.atMostOnce {
+		err := fmt.Errorf("%w: commit %q of run %s started but was interrupted; it is AtMostOnce, so it is not run again: check its effect, then RetryStep it with flux.Force() or leave the run failed",
+			ErrCommitOutcomeUnknown, n.name, r.run.ID)
+		return r.failNode(i, n, len(st.Attempts)+1, time.Now(), Permanent(err))
+	}
+	if st.Status == StatusPending {
+		if err := CheckNodeTransition(st.Status, StatusRunning, r.trig); err != nil {
+			return err
+		}
+		st.Status, st.StartedAt = StatusRunning, time.Now()
+		if n.kind == KindCommit {
+			// The fence: everything before the commit is durable already;
+			// make its start durable before its side effect can happen.
+			if err := r.persist(); err != nil {
+				return err
+			}
+		}
+	}
+	for k := 0; ; k++ {
+		attempt := len(st.Attempts) + 1
+		start := time.Now()
+		r.stepEvent(EventStepStart, i, attempt, 0, 0, nil)
+		err := r.attempt(n, attempt, opts.timeout)
+		if err == nil {
+			return r.complete(i, attempt, start, last)
+		}
+		if cause := context.Cause(r.ctx); cause != nil {
+			return r.interrupt(i, n, attempt, start, cause)
+		}
+		if IsPermanent(err) || k >= opts.retries {
+			return r.failNode(i, n, attempt, start, err)
+		}
+		delay := opts.backoff.delay(k)
+		st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: time.Since(start), Error: err.Error(), Stack: stackOf(err)})
+		r.stepEvent(EventStepRetry, i, attempt, time.Since(start), delay, err)
+		if delay > 0 {
+			t := time.NewTimer(delay)
+			select {
+			case <-t.C:
+			case <-r.ctx.Done():
+				t.Stop()
+				return r.interrupt(i, n, 0, start, context.Cause(r.ctx))
+			}
+		}
+	}
+}
+
+// attempt runs one attempt of n on its own copy of the data, in its own
+// goroutine so that a handler that ignores its context is abandoned at the
+// deadline. It leaves r.data nil unless the attempt succeeded.
+func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, timeout time.Duration) error {
+	data := r.data
+	r.data = nil
+	if data == nil {
+		data = new(Data)
+		if err := json.Unmarshal(r.snap, data); err != nil {
+			return Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode as %T: %w", ErrCorrupt, r.run.ID, data, err))
+		}
+	}
+	ctx, cancel := r.ctx, context.CancelFunc(nil)
+	if timeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(r.ctx, timeout, ErrTimeout)
+	}
+	c := &Ctx[In, Data]{Context: ctx, Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
+	if r.done == nil {
+		r.done = make(chan attemptResult, 1)
+	}
+	done := r.done
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				done <- attemptResult{newPanicError(v)}
+			}
+		}()
+		done <- attemptResult{n.fn(c)}
+	}()
+	var err error
+	select {
+	case res := <-done:
+		err = res.err
+	case <-ctx.Done():
+		select {
+		case res := <-done: // finished at the deadline: take its result
+			err = res.err
+		default:
+			r.done = nil // the abandoned handler may still send on it
+			err = context.Cause(ctx)
+			if errors.Is(err, ErrTimeout) {
+				err = fmt.Errorf("%w after %s", ErrTimeout, timeout)
+			}
+		}
+	}
+	if cancel != nil {
+		cancel()
+	}
+	if err == nil {
+		r.data = data
+	}
+	return err
+}
+
+// when evaluates n's predicate on the data so far.
+func (r *runner[In, Data]) when(n *node[In, Data], i int) (bool, error) {
+	if r.data == nil {
+		r.data = new(Data)
+		if err := json.Unmarshal(r.snap, r.data); err != nil {
+			r.data = nil
+			return false, Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode: %w", ErrCorrupt, r.run.ID, err))
+		}
+	}
+	c := &Ctx[In, Data]{Context: r.ctx, Input: r.in, Data: r.data, run: &r.info, step: n.name}
+	var ok bool
+	err := safeCall(func() error { ok = n.when(c); return nil })
+	if err != nil {
+		r.data = nil
+		return false, Permanent(fmt.Errorf("When predicate of %q: %w", n.name, err))
+	}
+	return ok, nil
+}
+
+// complete records node i's success with the new data snapshot, durably,
+// then tells hooks and sinks. The last node completes the run in the same
+// write.
+func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) error {
+	st, n := &r.run.Steps[i], r.w.nodes[i]
+	snap, err := json.Marshal(r.data)
+	if err == nil {
+		err = r.e.checkSize("data", snap)
+	}
+	if err != nil {
+		r.data = nil
+		return r.failNode(i, n, attempt, start, Permanent(fmt.Errorf("encoding data after %q: %w", n.name, err)))
+	}
+	if err := CheckNodeTransition(st.Status, StatusCompleted, r.trig); err != nil {
+		return err
+	}
+	now := time.Now()
+	st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: now.Sub(start)})
+	st.Status, st.FinishedAt, st.Data = StatusCompleted, now, snap
+	r.snap, r.run.Data = snap, snap
+	if last {
+		if err := r.setRunStatus(StatusCompleted, nil); err != nil {
+			return err
+		}
+	}
+	if err := r.persist(); err != nil {
+		return err
+	}
+	r.stepEvent(EventStepComplete, i, attempt, now.Sub(start), 0, nil)
+	if last {
+		r.runEvent(EventWorkflowComplete, nil)
+	}
+	return nil
+}
+
+func (r *runner[In, Data]) skip(i int, last bool) error {
+	st := &r.run.Steps[i]
+	if err := CheckNodeTransition(st.Status, StatusSkipped, r.trig); err != nil {
+		return err
+	}
+	st.Status, st.FinishedAt, st.Data = StatusSkipped, time.Now(), r.snap
+	if last {
+		if err := r.setRunStatus(StatusCompleted, nil); err != nil {
+			return err
+		}
+	}
+	if err := r.persist(); err != nil {
+		return err
+	}
+	r.stepEvent(EventStepSkipped, i, 0, 0, 0, nil)
+	if last {
+		r.runEvent(EventWorkflowComplete, nil)
+	}
+	return nil
+}
+
+// failNode records node i's last failed attempt and fails the run.
+func (r *runner[In, Data]) failNode(i int, n *node[In, Data], attempt int, start time.Time, cause error) error {
+	st := &r.run.Steps[i]
+	if st.Status == StatusPending {
+		if err := CheckNodeTransition(st.Status, StatusRunning, r.trig); err != nil {
+			return err
+		}
+		st.Status, st.StartedAt = StatusRunning, start
+	}
+	if err := CheckNodeTransition(st.Status, StatusFailed, r.trig); err != nil {
+		return err
+	}
+	d := time.Since(start)
+	st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: d, Error: cause.Error(), Stack: stackOf(cause)})
+	st.Status, st.FinishedAt = StatusFailed, time.Now()
+	serr := &StepError{RunID: r.run.ID, Workflow: r.w.name, Step: n.name, Index: i, Attempt: attempt, Err: cause}
+	if err := r.setRunStatus(StatusFailed, serr); err != nil {
+		return err
+	}
+	if err := r.persist(); err != nil {
+		return err
+	}
+	r.stepEvent(EventStepError, i, attempt, d, 0, cause)
+	r.runEvent(EventWorkflowError, serr)
+	return serr
+}
+
+// interrupt handles a run whose context ended during node i: by Cancel (the
+// run is cancelled), or by shutdown or the caller (the run stays running,
+// resumable, and its lease is released). An interrupted step goes back to
+// pending; an interrupted commit stays running, "started", for recovery.
+func (r *runner[In, Data]) interrupt(i int, n *node[In, Data], attempt int, start time.Time, cause error) error {
+	if errors.Is(cause, ErrLeaseLost) {
+		return fmt.Errorf("flux: run %s stopped: %w", r.run.ID, cause)
+	}
+	st := &r.run.Steps[i]
+	if attempt > 0 {
+		st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: time.Since(start), Error: "interrupted: " + cause.Error()})
+	}
+	if n.kind == KindStep {
+		if err := CheckNodeTransition(st.Status, StatusPending, r.trig); err != nil {
+			return err
+		}
+		st.Status = StatusPending
+	}
+	// The caller's context is done; the record must still be written.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 10*time.Second)
+	defer cancel()
+	if errors.Is(cause, ErrCancelled) {
+		if err := r.setRunStatus(StatusCancelled, ErrCancelled); err != nil {
+			return err
+		}
+		if err := r.persistCtx(ctx); err != nil {
+			return err
+		}
+		r.runEvent(EventWorkflowCancelled, ErrCancelled)
+		return fmt.Errorf("flux: run %s: %w", r.run.ID, ErrCancelled)
+	}
+	r.release = true
+	if err := r.persistCtx(ctx); err != nil {
+		return err
+	}
+	r.e.logDebug(r.ctx, "flux: run interrupted; it stays resumable", r.run.ID, r.w.name, n.name, cause)
+	return fmt.Errorf("flux: run %s interrupted at %q, resumable: %w", r.run.ID, n.name, cause)
+}
+
+// finishRun completes a run with no node left to run.
+func (r *runner[In, Data]) finishRun(to Status, cause error) error {
+	if err := r.setRunStatus(to, cause); err != nil {
+		return err
+	}
+	if err := r.persist(); err != nil {
+		return err
+	}
+	r.runEvent(EventWorkflowComplete, nil)
+	return nil
+}
+
+func (r *runner[In, Data]) setRunStatus(to Status, cause error) error {
+	if err := CheckRunTransition(r.run.Status, to, r.trig); err != nil {
+		return err
+	}
+	r.run.Status = to
+	if cause != nil {
+		r.run.Error = cause.Error()
+	}
+	if to.Final() {
+		r.run.FinishedAt = time.Now()
+	}
+	return nil
+}
+
+func (r *runner[In, Data]) persist() error { return r.persistCtx(r.ctx) }
+
+func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
+	r.run.UpdatedAt = time.Now()
+	lease := r.e.lease
+	if r.run.Status.Final() || r.release {
+		// Recording a final state must not be lost to a cancelled caller.
+		ctx, lease = context.WithoutCancel(ctx), ReleaseLease
+	}
+	err := r.e.store.Update(ctx, r.run, lease)
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			if cur, gerr := r.e.store.Get(ctx, r.run.ID); gerr == nil && cur.Status == StatusCancelled {
+				return fmt.Errorf("flux: run %s was cancelled elsewhere: %w", r.run.ID, ErrCancelled)
+			}
+		}
+		return fmt.Errorf("flux: recording run %s: %w", r.run.ID, err)
+	}
+	return nil
+}
+
+func (r *runner[In, Data]) result() *Result[Data] {
+	res := &Result[Data]{
+		ID: r.run.ID, Workflow: r.run.Workflow, Status: r.run.Status, Steps: r.run.Steps,
+		StartedAt: r.run.CreatedAt,
+	}
+	if r.data != nil {
+		res.Data = *r.data
+	} else if len(r.snap) > 0 {
+		_ = json.Unmarshal(r.snap, &res.Data)
+	}
+	if !r.run.FinishedAt.IsZero() {
+		res.Duration = r.run.FinishedAt.Sub(r.run.CreatedAt)
+	} else {
+		res.Duration = time.Since(r.run.CreatedAt)
+	}
+	return res
+}
+
+// resolved are a node's options with the engine's defaults filled in.
+type resolved struct {
+	retries int
+	timeout time.Duration
+	backoff backoff
+}
+
+func (e *Engine) resolve(o *stepOptions) resolved {
+	r := resolved{*e.defaults.retries, *e.defaults.timeout, *e.defaults.backoff}
+	if o.retries != nil {
+		r.retries = *o.retries
+	}
+	if o.timeout != nil {
+		r.timeout = *o.timeout
+	}
+	if o.backoff != nil {
+		r.backoff = *o.backoff
+	}
+	return r
+}
+
+func (e *Engine) checkSize(what string, b []byte) error {
+	if e.maxBytes > 0 && len(b) > e.maxBytes {
+		return fmt.Errorf("%w: %s is %d bytes, over the limit of %d (Config.MaxPayloadBytes)", ErrPayloadTooLarge, what, len(b), e.maxBytes)
+	}
+	return nil
+}
+
+// delay returns the backoff before retry k+1 (k from 0): base·2^k capped at
+// max, drawn from its upper half.
+func (b *backoff) delay(k int) time.Duration {
+	if b.base <= 0 {
+		return 0
+	}
+	d := b.base << min(k, 32)
+	if d > b.max || d <= 0 {
+		d = b.max
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+// safeCall runs fn, turning a panic into a *PanicError.
+func safeCall(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v)
+		}
+	}()
+	return fn()
+}
+
+func (e *Engine) logDebug(ctx context.Context, msg, runID, workflow, step string, err error) {
+	if e.log.Enabled(ctx, slog.LevelDebug) {
+		e.log.LogAttrs(ctx, slog.LevelDebug, msg, slog.String("run_id", runID), slog.String("workflow", workflow),
+			slog.String("step", step), slog.Any("error", err))
+	}
+}

@@ -1,0 +1,195 @@
+package flux
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Kind tells a step from a commit.
+type Kind string
+
+// Node kinds.
+const (
+	KindStep   Kind = "step"
+	KindCommit Kind = "commit"
+)
+
+// Run is the stored, untyped view of a run: what [Storage] keeps and
+// [Engine.Get] and [Engine.List] return. Input and Data are JSON.
+type Run struct {
+	ID          string          `json:"id"`
+	Workflow    string          `json:"workflow"`
+	Fingerprint string          `json:"fingerprint"` // of the definition the run started with
+	Status      Status          `json:"status"`
+	Input       json.RawMessage `json:"input"`
+	Data        json.RawMessage `json:"data"` // snapshot after the last finished node
+	Steps       []StepState     `json:"steps"`
+	Error       string          `json:"error,omitempty"`
+	CreatedAt   time.Time       `json:"createdAt"`
+	UpdatedAt   time.Time       `json:"updatedAt"`
+	FinishedAt  time.Time       `json:"finishedAt,omitzero"`
+
+	// Version is incremented by every successful Storage write; writes are
+	// compare-and-set on it.
+	Version int64 `json:"version"`
+	// Owner is the engine holding the run's lease, "" when none does.
+	Owner string `json:"owner,omitempty"`
+	// LeaseUntil is when Owner's lease expires, by the storage's clock.
+	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+}
+
+// StepState is the record of one node of a run.
+type StepState struct {
+	Name       string          `json:"name"`
+	Kind       Kind            `json:"kind"`
+	Status     Status          `json:"status"`
+	Attempts   []Attempt       `json:"attempts,omitempty"`
+	StartedAt  time.Time       `json:"startedAt,omitzero"`
+	FinishedAt time.Time       `json:"finishedAt,omitzero"`
+	Data       json.RawMessage `json:"data,omitempty"` // snapshot after the node finished
+}
+
+// Attempt is one execution of a node's handler.
+type Attempt struct {
+	Number    int           `json:"number"` // 1-based
+	StartedAt time.Time     `json:"startedAt"`
+	Duration  time.Duration `json:"duration"`
+	Error     string        `json:"error,omitempty"`
+	Stack     string        `json:"stack,omitempty"` // when the handler panicked
+}
+
+// Clone returns a deep copy of r.
+func (r *Run) Clone() *Run {
+	c := *r
+	c.Steps = make([]StepState, len(r.Steps))
+	copy(c.Steps, r.Steps)
+	for i := range c.Steps {
+		c.Steps[i].Attempts = append([]Attempt(nil), r.Steps[i].Attempts...)
+	}
+	return &c
+}
+
+// Storage keeps runs. The engine depends on nothing else for state, so an
+// adapter (memory, SQLite, PostgreSQL) is all it takes to move runs between
+// processes. Implementations must be safe for concurrent use and pass the
+// conformance suite in package storagetest.
+//
+// Writes that advance a run are compare-and-set on Run.Version and Run.Owner,
+// so two engines can never both advance one run.
+type Storage interface {
+	// Create stores a new run, setting its Version to 1 and, when run.Owner
+	// is set, its lease to the storage's now + lease. If a run with the
+	// same ID exists it returns an error wrapping ErrRunExists and stores
+	// nothing.
+	Create(ctx context.Context, run *Run, lease time.Duration) error
+
+	// Get returns the run with the given ID, or an error wrapping
+	// ErrRunNotFound, or ErrCorrupt naming the run if it cannot be decoded.
+	Get(ctx context.Context, id string) (*Run, error)
+
+	// List returns runs matching the filter, newest first.
+	List(ctx context.Context, f Filter) (*RunPage, error)
+
+	// Update replaces the stored run with run if the stored Version equals
+	// run.Version and the stored Owner is run.Owner or ""; it then increments
+	// run.Version. A different owner gives ErrLeaseLost, a different version
+	// ErrConflict, an unknown ID ErrRunNotFound. With lease > 0 the owner's
+	// lease is extended to the storage's now + lease, with lease == 0 it is
+	// kept, and with ReleaseLease the lease is released: the stored Owner
+	// and run.Owner become "". On success run.LeaseUntil is the stored one.
+	Update(ctx context.Context, run *Run, lease time.Duration) error
+
+	// Claim gives p.Owner the lease of run p.ID if no one holds it, the lease
+	// expired, or p.Owner already holds it; the version is incremented.
+	// Otherwise it returns ErrRunActive.
+	Claim(ctx context.Context, p ClaimParams) (*Run, error)
+
+	// ClaimExpired claims up to p.Limit runs of the given workflows that are
+	// pending or running and whose lease expired or was released, for
+	// p.Owner, and returns them.
+	ClaimExpired(ctx context.Context, p ClaimExpiredParams) ([]*Run, error)
+
+	// Extend renews p.Owner's leases of runs p.IDs without changing their
+	// version, and returns the IDs whose lease p.Owner no longer holds.
+	Extend(ctx context.Context, p ExtendParams) (lost []string, err error)
+}
+
+// ReleaseLease as the lease of Storage.Update releases the run's lease.
+const ReleaseLease time.Duration = -1
+
+// ClaimParams are the arguments of Storage.Claim.
+type ClaimParams struct {
+	ID    string
+	Owner string
+	Lease time.Duration
+}
+
+// ClaimExpiredParams are the arguments of Storage.ClaimExpired.
+type ClaimExpiredParams struct {
+	Owner     string
+	Workflows []string
+	Lease     time.Duration
+	Limit     int
+}
+
+// ExtendParams are the arguments of Storage.Extend.
+type ExtendParams struct {
+	Owner string
+	IDs   []string
+	Lease time.Duration
+}
+
+// Filter selects runs for List. Zero fields match everything.
+type Filter struct {
+	Workflow string
+	Status   []Status
+	Since    time.Time // created at or after
+	Until    time.Time // created before
+	Limit    int       // default 50, at most 1000
+	Cursor   string    // RunPage.Next of the previous page
+}
+
+// RunPage is one page of a List.
+type RunPage struct {
+	Runs []*Run
+	// Next is the cursor of the following page, "" on the last one.
+	Next string
+	// Corrupt holds one error wrapping ErrCorrupt for each matching run that
+	// could not be decoded; the other runs are still returned.
+	Corrupt []error
+}
+
+// Limit returns the page size f asks for, within bounds.
+func (f Filter) PageSize() int {
+	switch {
+	case f.Limit <= 0:
+		return 50
+	case f.Limit > 1000:
+		return 1000
+	}
+	return f.Limit
+}
+
+// Matches reports whether r passes the filter, ignoring Cursor and Limit.
+func (f Filter) Matches(r *Run) bool {
+	if f.Workflow != "" && r.Workflow != f.Workflow {
+		return false
+	}
+	if len(f.Status) > 0 {
+		ok := false
+		for _, s := range f.Status {
+			ok = ok || s == r.Status
+		}
+		if !ok {
+			return false
+		}
+	}
+	if !f.Since.IsZero() && r.CreatedAt.Before(f.Since) {
+		return false
+	}
+	if !f.Until.IsZero() && !r.CreatedAt.Before(f.Until) {
+		return false
+	}
+	return true
+}

@@ -1,0 +1,262 @@
+package flux
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Handler is the code of a step or commit. It reads c.Input, reads and
+// writes *c.Data, and returns nil on success. It should honour c (a
+// context.Context) being cancelled.
+type Handler[In, Data any] func(c *Ctx[In, Data]) error
+
+// Workflow is a typed workflow definition: an ordered list of named steps
+// and commits over an input of type In and shared data of type Data. Both
+// must survive a JSON round trip. Build one with [New]; its methods append
+// to it and return it, for chaining, and are meant for package
+// initialisation: a Workflow must not change once it runs.
+type Workflow[In, Data any] struct {
+	name     string
+	nodes    []*node[In, Data]
+	validate func(In) error
+	errs     []error
+	fp       string
+}
+
+type node[In, Data any] struct {
+	name string
+	kind Kind
+	fn   Handler[In, Data]
+	opts stepOptions
+	when func(*Ctx[In, Data]) bool
+}
+
+// New starts the definition of a workflow named name.
+func New[In, Data any](name string) *Workflow[In, Data] {
+	w := &Workflow[In, Data]{name: name}
+	if name == "" {
+		w.errs = append(w.errs, errors.New("workflow name is empty"))
+	}
+	return w
+}
+
+// Name returns the workflow's name.
+func (w *Workflow[In, Data]) Name() string { return w.name }
+
+// Validate sets a function that checks the input before a run is created.
+// An error from it makes Execute return an error wrapping [ErrInvalidInput]
+// and stores no run.
+func (w *Workflow[In, Data]) Validate(fn func(In) error) *Workflow[In, Data] {
+	w.validate = fn
+	return w
+}
+
+// Step appends a step: a computation that may run again after a crash
+// (at-least-once). Put side effects in a [Workflow.Commit].
+func (w *Workflow[In, Data]) Step(name string, fn Handler[In, Data], opts ...StepOption) *Workflow[In, Data] {
+	return w.add(KindStep, name, fn, opts)
+}
+
+// Commit appends a commit: a side effect (a database write, a charge, an
+// email) that must land once. Everything before a commit is durable before
+// it starts; a completed commit is never executed again by recovery, Resume,
+// a duplicate start or a RetryStep from an earlier node.
+func (w *Workflow[In, Data]) Commit(name string, fn Handler[In, Data], opts ...StepOption) *Workflow[In, Data] {
+	return w.add(KindCommit, name, fn, opts)
+}
+
+func (w *Workflow[In, Data]) add(kind Kind, name string, fn Handler[In, Data], opts []StepOption) *Workflow[In, Data] {
+	n := &node[In, Data]{name: name, kind: kind, fn: fn}
+	where := fmt.Sprintf("%s %d (%q)", kind, len(w.nodes), name)
+	switch {
+	case name == "":
+		w.errs = append(w.errs, fmt.Errorf("%s: name is empty", where))
+	case w.index(name) >= 0:
+		w.errs = append(w.errs, fmt.Errorf("%s: duplicate name", where))
+	}
+	if fn == nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: handler is nil", where))
+	}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		o(&n.opts)
+	}
+	if n.opts.err != nil {
+		w.errs = append(w.errs, fmt.Errorf("%s: %w", where, n.opts.err))
+	}
+	if n.opts.when != nil {
+		pred, ok := n.opts.when.(func(*Ctx[In, Data]) bool)
+		if !ok {
+			w.errs = append(w.errs, fmt.Errorf("%s: When predicate is a %T, want a func(%T) bool",
+				where, n.opts.when, (*Ctx[In, Data])(nil)))
+		}
+		n.when = pred
+	}
+	if n.opts.atMostOnce && kind != KindCommit {
+		w.errs = append(w.errs, fmt.Errorf("%s: AtMostOnce applies to commits only", where))
+	}
+	w.nodes = append(w.nodes, n)
+	w.fp = ""
+	return w
+}
+
+func (w *Workflow[In, Data]) index(name string) int {
+	for i, n := range w.nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// Err returns the definition's mistakes, wrapping [ErrInvalidDefinition], or
+// nil. Execute and Engine.Register return the same error.
+func (w *Workflow[In, Data]) Err() error {
+	errs := w.errs
+	if len(w.nodes) == 0 {
+		errs = append(errs[:len(errs):len(errs)], errors.New("no steps"))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w %q: %w", ErrInvalidDefinition, w.name, errors.Join(errs...))
+}
+
+// Description is the static shape of a workflow, from [Workflow.Describe].
+type Description struct {
+	Name        string     `json:"name"`
+	Nodes       []NodeInfo `json:"nodes"`
+	Fingerprint string     `json:"fingerprint"`
+}
+
+// NodeInfo describes one node of a workflow. Options not set on the node are
+// zero (and HasRetries etc. false): the engine's defaults apply.
+type NodeInfo struct {
+	Name       string        `json:"name"`
+	Kind       Kind          `json:"kind"`
+	Retries    *int          `json:"retries,omitempty"`
+	Timeout    time.Duration `json:"timeout,omitempty"`
+	Backoff    *BackoffInfo  `json:"backoff,omitempty"`
+	When       bool          `json:"when,omitempty"` // has a When predicate
+	AtMostOnce bool          `json:"atMostOnce,omitempty"`
+}
+
+// BackoffInfo is a node's backoff setting; zero Base means no backoff.
+type BackoffInfo struct {
+	Base time.Duration `json:"base"`
+	Max  time.Duration `json:"max"`
+}
+
+// Describe returns the workflow's name, nodes and fingerprint.
+func (w *Workflow[In, Data]) Describe() Description {
+	d := Description{Name: w.name, Fingerprint: w.fingerprint()}
+	for _, n := range w.nodes {
+		d.Nodes = append(d.Nodes, n.info())
+	}
+	return d
+}
+
+func (n *node[In, Data]) info() NodeInfo {
+	ni := NodeInfo{Name: n.name, Kind: n.kind, Retries: n.opts.retries, When: n.when != nil, AtMostOnce: n.opts.atMostOnce}
+	if n.opts.timeout != nil {
+		ni.Timeout = *n.opts.timeout
+	}
+	if b := n.opts.backoff; b != nil {
+		ni.Backoff = &BackoffInfo{Base: b.base, Max: b.max}
+	}
+	return ni
+}
+
+// fingerprint hashes the ordered node names and kinds.
+func (w *Workflow[In, Data]) fingerprint() string {
+	if w.fp == "" {
+		h := sha256.New()
+		for _, n := range w.nodes {
+			fmt.Fprintf(h, "%s\x00%s\x00", n.kind, n.name)
+		}
+		w.fp = hex.EncodeToString(h.Sum(nil)[:12])
+	}
+	return w.fp
+}
+
+// StepOption configures one step or commit.
+type StepOption func(*stepOptions)
+
+type stepOptions struct {
+	retries    *int
+	timeout    *time.Duration
+	backoff    *backoff
+	when       any
+	atMostOnce bool
+	err        error
+}
+
+type backoff struct{ base, max time.Duration }
+
+// Retries sets how many extra attempts follow a failed first attempt: a step
+// with Retries(3) runs at most 4 times. The default is 3.
+func Retries(n int) StepOption {
+	return func(o *stepOptions) {
+		if n < 0 {
+			o.err = fmt.Errorf("Retries(%d): must be 0 or more", n)
+			return
+		}
+		o.retries = &n
+	}
+}
+
+// Timeout limits each attempt: at d the handler's context is cancelled and
+// the attempt fails with [ErrTimeout]. The default is 30s; 0 means none.
+func Timeout(d time.Duration) StepOption {
+	return func(o *stepOptions) {
+		if d < 0 {
+			o.err = fmt.Errorf("Timeout(%s): must not be negative", d)
+			return
+		}
+		o.timeout = &d
+	}
+}
+
+// Backoff sets the delay between attempts: base before the first retry,
+// doubling each time up to max, each delay drawn at random from its upper
+// half (jitter). The default is Backoff(time.Second, 10*time.Second).
+func Backoff(base, max time.Duration) StepOption {
+	return func(o *stepOptions) {
+		if base <= 0 || max < base {
+			o.err = fmt.Errorf("Backoff(%s, %s): want 0 < base <= max", base, max)
+			return
+		}
+		o.backoff = &backoff{base, max}
+	}
+}
+
+// NoBackoff retries at once.
+func NoBackoff() StepOption {
+	return func(o *stepOptions) { o.backoff = &backoff{} }
+}
+
+// When runs the node only if pred returns true; otherwise the node is marked
+// skipped, which is neither an error nor a retry. pred sees the input and the
+// data so far and must not change them. Its type parameters must be the
+// workflow's.
+func When[In, Data any](pred func(*Ctx[In, Data]) bool) StepOption {
+	return func(o *stepOptions) {
+		if pred == nil {
+			o.err = errors.New("When(nil)")
+			return
+		}
+		o.when = pred
+	}
+}
+
+// AtMostOnce makes a commit that was interrupted after it started fail the
+// run with [ErrCommitOutcomeUnknown] instead of running again with the same
+// idempotency key. Use it for side effects that no key can deduplicate.
+func AtMostOnce() StepOption {
+	return func(o *stepOptions) { o.atMostOnce = true }
+}
