@@ -102,6 +102,9 @@ func (w *Workflow[In, Data]) add(kind Kind, name string, fn Handler[In, Data], o
 	}
 	w.nodes = append(w.nodes, n)
 	w.fp = ""
+	// Computed now, while the definition is built on one goroutine: runs
+	// executing concurrently then only read it.
+	w.fingerprint()
 	return w
 }
 
