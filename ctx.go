@@ -3,12 +3,15 @@ package flux
 import (
 	"context"
 	"log/slog"
+	"sync"
+	"time"
 )
 
 // Ctx is the context of one attempt of a step or commit. It is a
-// context.Context, cancelled when the attempt times out, when the run is
-// cancelled, and when the engine shuts down; pass it to every call the
-// handler makes.
+// context.Context, cancelled when the attempt times out (cause ErrTimeout),
+// when the run is cancelled (ErrCancelled), when the engine shuts down
+// (ErrClosed), and when the attempt ends; pass it to every call the handler
+// makes.
 //
 // Data points to the attempt's own copy of the run's data, restored from
 // the snapshot taken before the node: a failed or timed-out attempt leaves
@@ -16,14 +19,68 @@ import (
 // run's data after its attempt ended. Input is shared and must be treated
 // as read-only.
 type Ctx[In, Data any] struct {
-	context.Context
 	Input In
 	Data  *Data
 
-	run     *runInfo
-	step    string
-	attempt int
+	run      *runInfo
+	step     string
+	attempt  int
+	deadline time.Time
+	ac       attemptContext
 }
+
+// attemptContext is the context.Context of an attempt. The underlying
+// cancelable context is made only when the handler first uses it, so
+// handlers that never look at their context cost no allocation for it.
+type attemptContext struct {
+	parent context.Context
+	mu     sync.Mutex
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	cause  error // set when cancelled before ctx was made
+}
+
+func (a *attemptContext) get() context.Context {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx == nil {
+		a.ctx, a.cancel = context.WithCancelCause(a.parent)
+		if a.cause != nil {
+			a.cancel(a.cause)
+		}
+	}
+	return a.ctx
+}
+
+// end cancels the attempt's context with cause.
+func (a *attemptContext) end(cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cancel != nil {
+		a.cancel(cause)
+	} else if a.cause == nil {
+		a.cause = cause
+	}
+}
+
+// Deadline returns the end of the attempt's Timeout, or the deadline of the
+// context the run was started with if that is earlier.
+func (c *Ctx[In, Data]) Deadline() (time.Time, bool) {
+	d, ok := c.ac.parent.Deadline()
+	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
+		return c.deadline, true
+	}
+	return d, ok
+}
+
+// Done implements context.Context.
+func (c *Ctx[In, Data]) Done() <-chan struct{} { return c.ac.get().Done() }
+
+// Err implements context.Context.
+func (c *Ctx[In, Data]) Err() error { return c.ac.get().Err() }
+
+// Value implements context.Context.
+func (c *Ctx[In, Data]) Value(key any) any { return c.ac.get().Value(key) }
 
 // runInfo is what every Ctx of one run shares.
 type runInfo struct {

@@ -100,11 +100,12 @@ func (m *MemoryStorage) Update(_ context.Context, run *Run, lease time.Duration)
 	default:
 		run.LeaseUntil = cur.LeaseUntil
 	}
-	// The engine appends attempts to its own slices after a write and
-	// never changes written ones, so sharing them is safe and saves copies.
-	c := *run
-	c.Steps = slices.Clone(run.Steps)
-	m.runs[run.ID] = &c
+	// In place: readers only ever get clones. The engine appends attempts
+	// to its own slices after a write and never changes written ones, so
+	// sharing their backing arrays is safe.
+	steps := append(cur.Steps[:0], run.Steps...)
+	*cur = *run
+	cur.Steps = steps
 	return nil
 }
 

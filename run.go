@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime"
+	"sync/atomic"
 	"time"
 )
 
@@ -54,9 +56,13 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err := w.Err(); err != nil {
 		return nil, err
 	}
-	var o runOptions
-	for _, opt := range opts {
-		opt(&o)
+	var id string
+	if len(opts) > 0 {
+		var o runOptions
+		for _, opt := range opts {
+			opt(&o)
+		}
+		id = o.id
 	}
 	if w.validate != nil {
 		if err := safeCall(func() error { return w.validate(in) }); err != nil {
@@ -75,7 +81,6 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: its Data type cannot be encoded as JSON: %w", ErrInvalidDefinition, w.name, err)
 	}
-	id := o.id
 	if id == "" {
 		id = newID()
 	}
@@ -85,8 +90,10 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		Input: input, Data: snap, Steps: make([]StepState, len(w.nodes)),
 		CreatedAt: now, UpdatedAt: now, Owner: e.id,
 	}
+	// One backing array for every node's first attempt.
+	attempts := make([]Attempt, len(w.nodes))
 	for i, n := range w.nodes {
-		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending}
+		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending, Attempts: attempts[i:i:i+1]}
 	}
 	rctx, a, err := e.begin(ctx, id)
 	if err != nil {
@@ -104,10 +111,10 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err != nil {
 		return nil, fmt.Errorf("flux: storing new run of %q: %w", w.name, err)
 	}
-	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: rctx, data: data, snap: snap, trig: TriggerExecute}
+	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: rctx, data: data, snap: snap, trig: TriggerExecute, cur: -1}
 	r.info = runInfo{id: id, workflow: w.name, logger: e.log}
 	r.runEvent(EventWorkflowStart, nil)
-	return r.exec()
+	return r.execute()
 }
 
 // continueExisting handles a start whose run ID exists: it returns the run
@@ -253,7 +260,7 @@ func startClaimed[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, 
 	if err := json.Unmarshal(run.Input, &in); err != nil {
 		return nil, fmt.Errorf("%w: run %s: input does not decode as %T: %w", ErrCorrupt, run.ID, in, err)
 	}
-	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, snap: run.Data, trig: trig}
+	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, snap: run.Data, trig: trig, cur: -1}
 	r.info = runInfo{id: run.ID, workflow: w.name, logger: e.log}
 	if run.Status != StatusRunning {
 		if err := CheckRunTransition(run.Status, StatusRunning, trig); err != nil {
@@ -265,7 +272,7 @@ func startClaimed[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, 
 		}
 	}
 	r.runEvent(EventWorkflowStart, nil)
-	return r.exec()
+	return r.execute()
 }
 
 // reconcile fits run.Steps to the definition w, keeping the state of the
@@ -326,50 +333,41 @@ type runner[In, Data any] struct {
 	// must be decoded from snap (after a failed attempt, or on resume).
 	data *Data
 	snap json.RawMessage
-	done chan attemptResult
+	// The worker/watchdog hand-off; see execute.
+	out        chan error
+	token      atomic.Uint64 // odd while an attempt is in flight
+	deadline   atomic.Int64  // of the attempt in flight, unix ns
+	timer      *time.Timer
+	cur, base  int // node in progress, and its attempts before this execution
+	curAttempt int
+	curStart   time.Time
+	curTimeout time.Duration
+	curCtx     *attemptContext
 	// release makes the next write give up the lease: the run was
 	// interrupted and stays resumable by anyone.
 	release bool
 }
 
-type attemptResult struct{ err error }
-
-func (r *runner[In, Data]) exec() (*Result[Data], error) {
-	for i := range r.w.nodes {
-		if r.run.Steps[i].Status.Done() {
-			continue
-		}
-		if err := r.node(i); err != nil {
-			return r.result(), err
-		}
-	}
-	if r.run.Status == StatusRunning { // no node left to finish it
-		if err := r.finishRun(StatusCompleted, nil); err != nil {
-			return r.result(), err
-		}
-	}
-	return r.result(), nil
-}
-
 // node executes node i until it completes, is skipped, or fails.
 func (r *runner[In, Data]) node(i int) error {
 	n, st := r.w.nodes[i], &r.run.Steps[i]
-	opts := r.e.resolve(&n.opts)
 	last := i == len(r.w.nodes)-1
-
-	if st.Status == StatusPending && n.when != nil {
-		run, err := r.when(n, i)
-		if err != nil {
-			return r.failNode(i, n, 1, time.Now(), err)
+	if r.cur != i { // first entry into this node in this execution
+		if st.Status == StatusPending && n.when != nil {
+			run, err := r.when(n, i)
+			if err != nil {
+				return r.failNode(i, n, 1, time.Now(), err)
+			}
+			if !run {
+				return r.skip(i, last)
+			}
 		}
-		if !run {
-			return r.skip(i, last)
+		if st.Status == StatusRunning && n.kind == KindCommit && n.opts.atMostOnce {
+			err := fmt.Errorf("%w: commit %q of run %s started but was interrupted; it is AtMostOnce, so it is not run again: check its effect, then RetryStep it with flux.Force() or leave the run failed",
+				ErrCommitOutcomeUnknown, n.name, r.run.ID)
+			return r.failNode(i, n, len(st.Attempts)+1, time.Now(), Permanent(err))
 		}
-	}
-	if st.Status == StatusRunning && n.kind == KindCommit && n.opts.atMostOnce {
-		err := fmt.Errorf("%w: commit %q of run %s started but was interrupted; it is AtMostOnce, so it is not run again: check its effect, then RetryStep it with flux.Force() or leave the run failed",
-			ErrCommitOutcomeUnknown, n.name, r.run.ID)
-		return r.failNode(i, n, len(st.Attempts)+1, time.Now(), Permanent(err))
+		r.cur, r.base = i, len(st.Attempts)
 	}
 	if st.Status == StatusPending {
 		if err := CheckNodeTransition(st.Status, StatusRunning, r.trig); err != nil {
@@ -384,39 +382,95 @@ func (r *runner[In, Data]) node(i int) error {
 			}
 		}
 	}
-	for k := 0; ; k++ {
+	for {
 		attempt := len(st.Attempts) + 1
 		start := time.Now()
 		r.stepEvent(EventStepStart, i, attempt, 0, 0, nil)
-		err := r.attempt(n, attempt, opts.timeout)
+		err := r.attempt(n, attempt, start)
 		if err == nil {
 			return r.complete(i, attempt, start, last)
 		}
-		if cause := context.Cause(r.ctx); cause != nil {
-			return r.interrupt(i, n, attempt, start, cause)
-		}
-		if IsPermanent(err) || k >= opts.retries {
-			return r.failNode(i, n, attempt, start, err)
-		}
-		delay := opts.backoff.delay(k)
-		st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: time.Since(start), Error: err.Error(), Stack: stackOf(err)})
-		r.stepEvent(EventStepRetry, i, attempt, time.Since(start), delay, err)
-		if delay > 0 {
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-r.ctx.Done():
-				t.Stop()
-				return r.interrupt(i, n, 0, start, context.Cause(r.ctx))
-			}
+		if stop, err := r.failed(i, attempt, start, err); stop {
+			return err
 		}
 	}
 }
 
-// attempt runs one attempt of n on its own copy of the data, in its own
-// goroutine so that a handler that ignores its context is abandoned at the
-// deadline. It leaves r.data nil unless the attempt succeeded.
-func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, timeout time.Duration) error {
+// failed handles failed attempt number attempt of node i. It returns true
+// and the node's error if no attempt follows; otherwise it records the
+// attempt and waits out the backoff.
+func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (bool, error) {
+	n, st := r.w.nodes[i], &r.run.Steps[i]
+	if cause := context.Cause(r.ctx); cause != nil {
+		return true, r.interrupt(i, n, attempt, start, cause)
+	}
+	if n.opts.atMostOnce && errors.Is(err, ErrTimeout) {
+		err = Permanent(fmt.Errorf("%w: AtMostOnce commit %q timed out, so whether it took effect is unknown: %w",
+			ErrCommitOutcomeUnknown, n.name, err))
+	}
+	opts := r.e.resolve(&n.opts)
+	k := attempt - r.base - 1 // retries so far in this execution
+	if IsPermanent(err) || k >= opts.retries {
+		return true, r.failNode(i, n, attempt, start, err)
+	}
+	delay := opts.backoff.delay(k)
+	d := time.Since(start)
+	st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: d, Error: err.Error(), Stack: stackOf(err)})
+	r.stepEvent(EventStepRetry, i, attempt, d, delay, err)
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			t.Stop()
+			return true, r.interrupt(i, n, 0, start, context.Cause(r.ctx))
+		}
+	}
+	return false, nil
+}
+
+// execute runs the run's nodes on a worker goroutine and waits for it.
+//
+// Handlers run inline on the worker. A handler that outlives its attempt
+// (timeout, Cancel, shutdown) is abandoned: a watchdog claims the attempt
+// and continues the run on its own goroutine, and the stuck worker exits
+// when its handler returns, without touching the run. Attempts are claimed
+// by compare-and-swap on r.token, so exactly one side goes on.
+func (r *runner[In, Data]) execute() (*Result[Data], error) {
+	r.out = make(chan error, 1)
+	go func() { r.out <- r.exec() }()
+	var err error
+	select {
+	case err = <-r.out:
+	case <-r.ctx.Done():
+		r.onCancel()
+		err = <-r.out
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	return r.result(), err
+}
+
+func (r *runner[In, Data]) exec() error {
+	for i := range r.w.nodes {
+		if r.run.Steps[i].Status.Done() {
+			continue
+		}
+		if err := r.node(i); err != nil {
+			return err
+		}
+	}
+	if r.run.Status == StatusRunning { // no node left to finish it
+		return r.finishRun(StatusCompleted, nil)
+	}
+	return nil
+}
+
+// attempt runs one attempt of node n on its own copy of the data. It leaves
+// r.data nil unless the attempt succeeded. If a watchdog abandons the
+// attempt, the calling goroutine exits when the handler returns.
+func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Time) error {
 	data := r.data
 	r.data = nil
 	if data == nil {
@@ -425,46 +479,83 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, timeout time.
 			return Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode as %T: %w", ErrCorrupt, r.run.ID, data, err))
 		}
 	}
-	ctx, cancel := r.ctx, context.CancelFunc(nil)
+	timeout := r.e.resolve(&n.opts).timeout
+	c := &Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
+	c.ac.parent = r.ctx
+	r.curAttempt, r.curStart, r.curCtx, r.curTimeout = attempt, start, &c.ac, timeout
 	if timeout > 0 {
-		ctx, cancel = context.WithTimeoutCause(r.ctx, timeout, ErrTimeout)
+		c.deadline = start.Add(timeout)
+		r.deadline.Store(c.deadline.UnixNano())
 	}
-	c := &Ctx[In, Data]{Context: ctx, Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
-	if r.done == nil {
-		r.done = make(chan attemptResult, 1)
-	}
-	done := r.done
-	go func() {
-		defer func() {
-			if v := recover(); v != nil {
-				done <- attemptResult{newPanicError(v)}
-			}
-		}()
-		done <- attemptResult{n.fn(c)}
-	}()
-	var err error
-	select {
-	case res := <-done:
-		err = res.err
-	case <-ctx.Done():
-		select {
-		case res := <-done: // finished at the deadline: take its result
-			err = res.err
-		default:
-			r.done = nil // the abandoned handler may still send on it
-			err = context.Cause(ctx)
-			if errors.Is(err, ErrTimeout) {
-				err = fmt.Errorf("%w after %s", ErrTimeout, timeout)
-			}
+	g := r.token.Add(1) // odd: an attempt is in flight
+	if timeout > 0 {
+		// One timer per run, reset for each attempt: much cheaper than
+		// context.WithTimeout.
+		if r.timer == nil {
+			r.timer = time.AfterFunc(timeout, r.onDeadline)
+		} else {
+			r.timer.Reset(timeout)
 		}
 	}
-	if cancel != nil {
-		cancel()
+	var err error
+	if r.ctx.Err() == nil { // else onCancel may have looked before g was set
+		err = callHandler(n.fn, c)
+	} else {
+		err = context.Cause(r.ctx)
 	}
+	if !r.token.CompareAndSwap(g, g+1) {
+		runtime.Goexit() // a watchdog took the attempt over
+	}
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	c.ac.end(context.Canceled)
 	if err == nil {
 		r.data = data
 	}
 	return err
+}
+
+func callHandler[In, Data any](fn Handler[In, Data], c *Ctx[In, Data]) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v)
+		}
+	}()
+	return fn(c)
+}
+
+// onDeadline is the watchdog of attempt timeouts.
+func (r *runner[In, Data]) onDeadline() {
+	g := r.token.Load()
+	if g%2 == 0 || time.Now().UnixNano() < r.deadline.Load() {
+		return // nothing in flight, or a late firing for an earlier attempt
+	}
+	if r.token.CompareAndSwap(g, g+1) {
+		r.curCtx.end(ErrTimeout)
+		r.takeOver(fmt.Errorf("%w after %s", ErrTimeout, r.curTimeout))
+	}
+}
+
+// onCancel is the watchdog of the run's context: Cancel, shutdown, or the
+// caller giving up.
+func (r *runner[In, Data]) onCancel() {
+	g := r.token.Load()
+	if g%2 == 1 && r.token.CompareAndSwap(g, g+1) {
+		cause := context.Cause(r.ctx)
+		r.curCtx.end(cause)
+		r.takeOver(cause)
+	}
+}
+
+// takeOver continues the run after abandoning its current attempt.
+func (r *runner[In, Data]) takeOver(err error) {
+	r.data = nil // the abandoned handler keeps its copy
+	stop, ferr := r.failed(r.cur, r.curAttempt, r.curStart, err)
+	if !stop {
+		ferr = r.exec()
+	}
+	r.out <- ferr
 }
 
 // when evaluates n's predicate on the data so far.
@@ -476,7 +567,8 @@ func (r *runner[In, Data]) when(n *node[In, Data], i int) (bool, error) {
 			return false, Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode: %w", ErrCorrupt, r.run.ID, err))
 		}
 	}
-	c := &Ctx[In, Data]{Context: r.ctx, Input: r.in, Data: r.data, run: &r.info, step: n.name}
+	c := &Ctx[In, Data]{Input: r.in, Data: r.data, run: &r.info, step: n.name}
+	c.ac.parent = r.ctx
 	var ok bool
 	err := safeCall(func() error { ok = n.when(c); return nil })
 	if err != nil {
@@ -634,7 +726,9 @@ func (r *runner[In, Data]) setRunStatus(to Status, cause error) error {
 	return nil
 }
 
-func (r *runner[In, Data]) persist() error { return r.persistCtx(r.ctx) }
+// persist records the run. The write is not cancelled with the run: the
+// state it records must not be lost to a Cancel or a caller giving up.
+func (r *runner[In, Data]) persist() error { return r.persistCtx(context.WithoutCancel(r.ctx)) }
 
 func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	r.run.UpdatedAt = time.Now()
