@@ -93,7 +93,7 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	// One backing array for every node's first attempt.
 	attempts := make([]Attempt, len(w.nodes))
 	for i, n := range w.nodes {
-		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending, Attempts: attempts[i:i:i+1]}
+		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending, Attempts: attempts[i : i : i+1]}
 	}
 	rctx, a, err := e.begin(ctx, id)
 	if err != nil {
