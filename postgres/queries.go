@@ -1,0 +1,72 @@
+package postgres
+
+import "strings"
+
+// queries are the store's SQL with its schema filled in. Every lease time is
+// computed from now() on the server: $lease parameters are microseconds.
+type queries struct {
+	schema     string // quoted
+	runs       string // quoted, schema-qualified
+	migrations string
+	create     string
+	update     string
+	why        string
+	get        string
+	list       string // SELECT ... FROM runs, before WHERE
+	claim      string
+	claimWhy   string
+	expired    string
+	claimIDs   string
+	extend     string
+}
+
+func makeQueries(schema string) queries {
+	r := strings.NewReplacer("{runs}", schema+".runs").Replace
+	return queries{
+		schema:     schema,
+		runs:       schema + ".runs",
+		migrations: schema + ".schema_migrations",
+		create: r(`INSERT INTO {runs}
+			(id, workflow, status, version, owner, lease_until, created_at, created_ns, updated_at, body)
+			VALUES ($1, $2, $3, 1, $4::text,
+				CASE WHEN $4::text <> '' THEN now() + $5::bigint * interval '1 microsecond' END,
+				$6, $7, $8, $9)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING lease_until`),
+		// $6 > 0 extends the lease, 0 keeps it, < 0 releases it.
+		update: r(`UPDATE {runs} SET
+				status = $4, version = version + 1, owner = $5,
+				lease_until = CASE
+					WHEN $6::bigint > 0 THEN now() + $6::bigint * interval '1 microsecond'
+					WHEN $6::bigint < 0 THEN NULL
+					ELSE lease_until END,
+				updated_at = $7, body = $8
+			WHERE id = $1 AND version = $2 AND (owner = $3 OR owner = '')
+			RETURNING lease_until`),
+		why: r(`SELECT version, owner FROM {runs} WHERE id = $1`),
+		get: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs} WHERE id = $1`),
+		list: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs}`),
+		claim: r(`UPDATE {runs} SET
+				owner = $2, lease_until = now() + $3::bigint * interval '1 microsecond', version = version + 1
+			WHERE id = $1 AND (owner = '' OR owner = $2 OR lease_until IS NULL OR lease_until <= now())
+			RETURNING id, created_ns, version, owner, lease_until, body`),
+		claimWhy: r(`SELECT owner, lease_until FROM {runs} WHERE id = $1`),
+		expired: r(`SELECT id, body FROM {runs}
+			WHERE status IN ('pending', 'running') AND workflow = ANY($1)
+				AND (owner = '' OR lease_until IS NULL OR lease_until <= now())
+				AND id <> ALL($2)
+			ORDER BY created_ns, id
+			LIMIT $3
+			FOR UPDATE SKIP LOCKED`),
+		claimIDs: r(`UPDATE {runs} SET
+				owner = $2, lease_until = now() + $3::bigint * interval '1 microsecond', version = version + 1
+			WHERE id = ANY($1)
+			RETURNING id, version, lease_until`),
+		// Locking in ID order, as the group-commit batches do, rules out
+		// deadlocks between them.
+		extend: r(`UPDATE {runs} r SET lease_until = now() + $3::bigint * interval '1 microsecond'
+			FROM (SELECT id FROM {runs} WHERE id = ANY($1) AND owner = $2 ORDER BY id FOR UPDATE) l
+			WHERE r.id = l.id
+			RETURNING r.id`),
+	}
+}
