@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/flux-go/flux"
+)
+
+func init() {
+	register("bench", "measure throughput and latency of workload W1 on a storage", runBench)
+}
+
+type w1Input struct {
+	OrderID string `json:"orderId"`
+}
+
+type w1Data struct {
+	Validated bool   `json:"validated"`
+	Reserved  bool   `json:"reserved"`
+	Receipt   string `json:"receipt"`
+}
+
+// w1 is workload W1: two steps and one commit, trivial work, small data.
+var w1 = flux.New[w1Input, w1Data]("bench-w1").
+	Step("validate", func(c *flux.Ctx[w1Input, w1Data]) error { c.Data.Validated = true; return nil }).
+	Step("reserve", func(c *flux.Ctx[w1Input, w1Data]) error { c.Data.Reserved = true; return nil }).
+	Commit("notify", func(c *flux.Ctx[w1Input, w1Data]) error { c.Data.Receipt = c.IdempotencyKey(); return nil })
+
+// benchResult holds the figures of one W1 measurement.
+type benchResult struct {
+	Storage          string
+	Runs             int
+	Elapsed          time.Duration
+	SeqP50, SeqP99   time.Duration
+	PeakRSSBytes     int64
+	RunsPerSecond    float64
+	StepsPerSecond   float64
+	SequentialRuns   int
+	ConcurrencyLevel int
+}
+
+func (r benchResult) String() string {
+	return fmt.Sprintf("W1 %s: %d runs, %.0f runs/s, %.0f steps/s, seq p50 %.3f ms p99 %.3f ms, peak RSS %d MiB",
+		r.Storage, r.Runs, r.RunsPerSecond, r.StepsPerSecond,
+		float64(r.SeqP50.Microseconds())/1000, float64(r.SeqP99.Microseconds())/1000, r.PeakRSSBytes>>20)
+}
+
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	so := addStoreFlags(fs, "memory")
+	n := fs.Int("workflows", 20000, "number of runs")
+	c := fs.Int("concurrency", 32, "runs executing at once")
+	seq := fs.Int("sequential", 1000, "runs measured one at a time for the latency figures")
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]\n\nRuns workload W1 (two steps and one commit, trivial work, small data) N times at concurrency C,\nthen a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *n <= 0 || *c <= 0 || *seq < 0 {
+		return fmt.Errorf("--workflows and --concurrency must be positive, --sequential not negative")
+	}
+	store, closeStore, err := so.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	res, err := benchW1(ctx, store, so.kind(), *n, *c, *seq, os.Stderr)
+	if err != nil {
+		return err
+	}
+	fmt.Println(res)
+	return nil
+}
+
+// benchW1 measures W1 on store: n runs at concurrency c, then seq runs one
+// at a time. Progress goes to progress when it is a terminal.
+func benchW1(ctx context.Context, store flux.Storage, name string, n, c, seq int, progress io.Writer) (benchResult, error) {
+	quiet := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelError}))
+	e, err := flux.NewEngine(flux.Config{Storage: store, Logger: quiet})
+	if err != nil {
+		return benchResult{}, err
+	}
+	defer e.Close()
+
+	bar := newProgressBar(progress, n+seq)
+	var next, done atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1)
+				if i > int64(n) || ctx.Err() != nil {
+					return
+				}
+				if _, err := flux.Execute(ctx, e, w1, w1Input{OrderID: fmt.Sprintf("o_%d", i)}); err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+				bar.set(int(done.Add(1)))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return benchResult{}, fmt.Errorf("run failed: %w", firstErr)
+	}
+	lat := make([]time.Duration, 0, seq)
+	for i := range seq {
+		t := time.Now()
+		if _, err := flux.Execute(ctx, e, w1, w1Input{OrderID: fmt.Sprintf("s_%d", i)}); err != nil {
+			return benchResult{}, fmt.Errorf("sequential run failed: %w", err)
+		}
+		lat = append(lat, time.Since(t))
+		bar.set(n + i + 1)
+	}
+	bar.finish()
+	slices.Sort(lat)
+	res := benchResult{
+		Storage: name, Runs: n, Elapsed: elapsed, SequentialRuns: seq, ConcurrencyLevel: c,
+		RunsPerSecond:  float64(n) / elapsed.Seconds(),
+		StepsPerSecond: float64(3*n) / elapsed.Seconds(),
+		PeakRSSBytes:   peakRSS(),
+	}
+	if len(lat) > 0 {
+		res.SeqP50 = lat[len(lat)*50/100]
+		res.SeqP99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	}
+	return res, nil
+}
+
+// peakRSS returns the process's peak resident set size.
+func peakRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024 // kilobytes on Linux
+}
+
+// progressBar draws on a terminal and stays silent elsewhere.
+type progressBar struct {
+	mu    sync.Mutex
+	w     io.Writer
+	total int
+	last  time.Time
+}
+
+func newProgressBar(w io.Writer, total int) *progressBar {
+	f, ok := w.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return &progressBar{total: total}
+	}
+	return &progressBar{w: w, total: total}
+}
+
+func (p *progressBar) set(done int) {
+	if p.w == nil {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond && done < p.total {
+		return
+	}
+	p.last = time.Now()
+	const width = 40
+	fill := width * done / max(p.total, 1)
+	fmt.Fprintf(p.w, "\r[%s%s] %d/%d", strings.Repeat("#", fill), strings.Repeat(" ", width-fill), done, p.total)
+}
+
+func (p *progressBar) finish() {
+	if p.w != nil {
+		fmt.Fprint(p.w, "\r\033[K")
+	}
+}
