@@ -76,8 +76,17 @@ func (c *Ctx[In, Data]) Deadline() (time.Time, bool) {
 // Done implements context.Context.
 func (c *Ctx[In, Data]) Done() <-chan struct{} { return c.ac.get().Done() }
 
-// Err implements context.Context.
-func (c *Ctx[In, Data]) Err() error { return c.ac.get().Err() }
+// Err implements context.Context. After the attempt's Timeout it is
+// context.DeadlineExceeded, as the context contract asks of a context whose
+// Deadline passed; the cause is ErrTimeout.
+func (c *Ctx[In, Data]) Err() error {
+	ctx := c.ac.get()
+	err := ctx.Err()
+	if err == context.Canceled && context.Cause(ctx) == ErrTimeout {
+		return context.DeadlineExceeded
+	}
+	return err
+}
 
 // Value implements context.Context.
 func (c *Ctx[In, Data]) Value(key any) any { return c.ac.get().Value(key) }

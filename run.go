@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"runtime"
 	"sync/atomic"
@@ -487,15 +488,16 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 		c.deadline = start.Add(timeout)
 		r.deadline.Store(c.deadline.UnixNano())
 	}
+	if timeout > 0 && r.timer == nil {
+		// Made idle before the attempt is marked in flight, so that a
+		// watchdog that takes the run over sees it (no data race on r.timer).
+		r.timer = time.AfterFunc(time.Duration(math.MaxInt64), r.onDeadline)
+	}
 	g := r.token.Add(1) // odd: an attempt is in flight
 	if timeout > 0 {
 		// One timer per run, reset for each attempt: much cheaper than
 		// context.WithTimeout.
-		if r.timer == nil {
-			r.timer = time.AfterFunc(timeout, r.onDeadline)
-		} else {
-			r.timer.Reset(timeout)
-		}
+		r.timer.Reset(timeout)
 	}
 	var err error
 	if r.ctx.Err() == nil { // else onCancel may have looked before g was set
