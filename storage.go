@@ -81,37 +81,45 @@ type Storage interface {
 	// Create stores a new run, setting its Version to 1 and, when run.Owner
 	// is set, its lease to the storage's now + lease. If a run with the
 	// same ID exists it returns an error wrapping ErrRunExists and stores
-	// nothing.
+	// nothing. Like Update, it keeps no reference to run.
 	Create(ctx context.Context, run *Run, lease time.Duration) error
 
 	// Get returns the run with the given ID, or an error wrapping
 	// ErrRunNotFound, or ErrCorrupt naming the run if it cannot be decoded.
 	Get(ctx context.Context, id string) (*Run, error)
 
-	// List returns runs matching the filter, newest first.
+	// List returns runs matching the filter, newest first: by CreatedAt,
+	// then by ID, both descending.
 	List(ctx context.Context, f Filter) (*RunPage, error)
 
 	// Update replaces the stored run with run if the stored Version equals
 	// run.Version and the stored Owner is run.Owner or ""; it then increments
-	// run.Version. A different owner gives ErrLeaseLost, a different version
-	// ErrConflict, an unknown ID ErrRunNotFound. With lease > 0 the owner's
+	// run.Version. A different owner gives ErrLeaseLost (even if the version
+	// differs too), a different version ErrConflict, an unknown ID
+	// ErrRunNotFound; a failed Update changes nothing. With lease > 0 the owner's
 	// lease is extended to the storage's now + lease, with lease == 0 it is
 	// kept, and with ReleaseLease the lease is released: the stored Owner
 	// and run.Owner become "". On success run.LeaseUntil is the stored one.
+	// The storage keeps no reference to run: the caller may change it
+	// afterwards, though it only appends to a step's Attempts and replaces
+	// JSON values rather than changing their bytes.
 	Update(ctx context.Context, run *Run, lease time.Duration) error
 
 	// Claim gives p.Owner the lease of run p.ID if no one holds it, the lease
-	// expired, or p.Owner already holds it; the version is incremented.
-	// Otherwise it returns ErrRunActive.
+	// expired, or p.Owner already holds it, whatever the run's status; the
+	// version is incremented. Otherwise it returns ErrRunActive, or
+	// ErrRunNotFound for an unknown ID.
 	Claim(ctx context.Context, p ClaimParams) (*Run, error)
 
 	// ClaimExpired claims up to p.Limit runs of the given workflows that are
 	// pending or running and whose lease expired or was released, for
-	// p.Owner, and returns them.
+	// p.Owner, and returns them. With no workflows it claims nothing.
 	ClaimExpired(ctx context.Context, p ClaimExpiredParams) ([]*Run, error)
 
 	// Extend renews p.Owner's leases of runs p.IDs without changing their
-	// version, and returns the IDs whose lease p.Owner no longer holds.
+	// version, and returns the IDs whose lease p.Owner no longer holds
+	// (another owner's, released or unknown runs). A lease that expired but
+	// was not taken over is renewed.
 	Extend(ctx context.Context, p ExtendParams) (lost []string, err error)
 }
 
@@ -160,7 +168,7 @@ type RunPage struct {
 	Corrupt []error
 }
 
-// Limit returns the page size f asks for, within bounds.
+// PageSize returns the page size f asks for, within bounds.
 func (f Filter) PageSize() int {
 	switch {
 	case f.Limit <= 0:

@@ -1,0 +1,232 @@
+package storagetest
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/flux-go/flux"
+)
+
+// ownedRun creates run id (a full run of workflow "orders") leased to owner.
+func ownedRun(t *testing.T, s flux.Storage, id, owner string, lease time.Duration) *flux.Run {
+	t.Helper()
+	r := fullRun(id)
+	r.Owner = owner
+	return mustCreate(t, s, r, lease)
+}
+
+// wantClaimed fails unless got is stored as want after a claim by owner with
+// the given lease: the same run, owner and lease changed, version one up.
+func wantClaimed(t *testing.T, s flux.Storage, what string, before, got *flux.Run, owner string, lease time.Duration) {
+	t.Helper()
+	if got.Owner != owner || got.Version != before.Version+1 {
+		t.Fatalf("%s: run %s has owner %q and version %d, want %s and %d", what, got.ID, got.Owner, got.Version, owner, before.Version+1)
+	}
+	wantLeaseAbout(t, what, got.LeaseUntil, lease)
+	want := before.Clone()
+	want.Owner, want.Version, want.LeaseUntil = owner, before.Version+1, got.LeaseUntil
+	wantSameRun(t, what+": returned run", want, got)
+	wantSameRun(t, what+": stored run", want, mustGet(t, s, got.ID))
+}
+
+var claimTests = []testCase{
+	{"Free", func(t *testing.T, h Harness) {
+		before := mustCreate(t, h.Store, fullRun("r1"), 0)
+		got := mustClaim(t, h.Store, flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
+		wantClaimed(t, h.Store, "Claim of a run no one holds", before, got, "engine-a", hour)
+	}},
+	{"Own", func(t *testing.T, h Harness) {
+		before := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		got := mustClaim(t, h.Store, flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: 2 * hour})
+		wantClaimed(t, h.Store, "Claim of a run the owner holds", before, got, "engine-a", 2*hour)
+	}},
+	{"ExpiredTakeover", func(t *testing.T, h Harness) {
+		before := ownedRun(t, h.Store, "r1", "engine-a", time.Nanosecond)
+		got := claimAfterExpiry(t, h.Store, "r1", "engine-b", hour)
+		wantClaimed(t, h.Store, "Claim of a run whose lease expired", before, got, "engine-b", hour)
+	}},
+	{"LiveLeaseActive", func(t *testing.T, h Harness) {
+		before := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		r, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r1", Owner: "engine-b", Lease: hour})
+		wantErr(t, "Claim of a run under another owner's live lease", err, flux.ErrRunActive)
+		if r != nil {
+			t.Fatalf("a refused Claim returned a run: %+v", r)
+		}
+		wantSameRun(t, "Get after the refused Claim", before, mustGet(t, h.Store, "r1"))
+	}},
+	{"NotFound", func(t *testing.T, h Harness) {
+		_, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: "missing", Owner: "engine-a", Lease: hour})
+		wantErr(t, "Claim of an unknown run", err, flux.ErrRunNotFound)
+	}},
+	{"FinishedRun", func(t *testing.T, h Harness) {
+		// RetryStep and Resume claim failed and completed runs.
+		for _, st := range []flux.Status{flux.StatusCompleted, flux.StatusFailed, flux.StatusCancelled} {
+			r := fullRun("r-" + string(st))
+			r.Status, r.FinishedAt = st, baseTime.Add(time.Second)
+			before := mustCreate(t, h.Store, r, 0)
+			got := mustClaim(t, h.Store, flux.ClaimParams{ID: r.ID, Owner: "engine-a", Lease: hour})
+			wantClaimed(t, h.Store, "Claim of a "+string(st)+" run", before, got, "engine-a", hour)
+		}
+	}},
+	{"StaleOwnerRefused", func(t *testing.T, h Harness) {
+		// engine-a's lease expires, engine-b takes the run over: every
+		// later write of engine-a, the zombie, is refused as a lost lease.
+		zombie := ownedRun(t, h.Store, "r1", "engine-a", time.Nanosecond)
+		b := claimAfterExpiry(t, h.Store, "r1", "engine-b", hour)
+
+		z := zombie.Clone()
+		z.Status = flux.StatusCompleted
+		wantErr(t, "the old owner's Update after a takeover", h.Store.Update(ctx(t), z, hour), flux.ErrLeaseLost)
+		z = zombie.Clone()
+		z.Version = b.Version // even at the current version
+		wantErr(t, "the old owner's Update at the new version", h.Store.Update(ctx(t), z, hour), flux.ErrLeaseLost)
+		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"r1"}, Lease: hour})
+		if err != nil {
+			t.Fatalf("Extend: %v", err)
+		}
+		wantIDs(t, "Extend by the old owner: lost", []string{"r1"}, lost)
+		_, err = h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
+		wantErr(t, "the old owner's Claim of the run taken over", err, flux.ErrRunActive)
+		wantSameRun(t, "Get after the old owner's attempts", b, mustGet(t, h.Store, "r1"))
+
+		b.Status = flux.StatusCompleted
+		mustUpdate(t, h.Store, b, flux.ReleaseLease)
+		wantSameRun(t, "Get after the new owner's Update", b, mustGet(t, h.Store, "r1"))
+	}},
+}
+
+var claimExpiredTests = []testCase{
+	{"OnlyEligible", func(t *testing.T, h Harness) {
+		s := h.Store
+		mk := func(id, wf string, st flux.Status, owner string, lease time.Duration) {
+			r := smallRun(id, wf, st, listBase)
+			r.Owner = owner
+			mustCreate(t, s, r, lease)
+		}
+		// Eligible: pending or running, of a listed workflow, with no
+		// owner or an expired lease.
+		mk("pending-free", "orders", flux.StatusPending, "", 0)
+		mk("running-free", "refunds", flux.StatusRunning, "", 0)
+		mk("running-expired", "orders", flux.StatusRunning, "dead", time.Nanosecond)
+		mk("pending-expired", "refunds", flux.StatusPending, "dead", time.Nanosecond)
+		released := smallRun("running-released", "orders", flux.StatusRunning, listBase)
+		released.Owner = "engine-x"
+		mustCreate(t, s, released, hour)
+		mustUpdate(t, s, released, flux.ReleaseLease)
+		eligible := []string{"pending-free", "running-free", "running-expired", "pending-expired", "running-released"}
+		// Not eligible.
+		mk("running-live", "orders", flux.StatusRunning, "alive", hour)
+		mk("other-workflow", "billing", flux.StatusRunning, "", 0)
+		for _, st := range []flux.Status{flux.StatusWaiting, flux.StatusCompleted, flux.StatusFailed, flux.StatusCancelled} {
+			mk(string(st), "orders", st, "", 0)
+			mk(string(st)+"-expired", "orders", st, "dead", time.Nanosecond)
+		}
+		befores := map[string]*flux.Run{}
+		for _, id := range eligible {
+			befores[id] = mustGet(t, s, id)
+		}
+
+		var claimed []string
+		eventually(t, "claiming the expired runs", func() (bool, error) {
+			runs, err := s.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"orders", "refunds"}, Lease: hour, Limit: 100})
+			for _, r := range runs {
+				if !slices.Contains(eligible, r.ID) {
+					return false, fmt.Errorf("ClaimExpired claimed %s (status %s, workflow %s), which it must not", r.ID, r.Status, r.Workflow)
+				}
+				if slices.Contains(claimed, r.ID) {
+					return false, fmt.Errorf("ClaimExpired claimed %s twice though engine-a's lease of an hour is live", r.ID)
+				}
+				claimed = append(claimed, r.ID)
+				wantClaimed(t, s, "ClaimExpired", befores[r.ID], r, "engine-a", hour)
+			}
+			return len(claimed) == len(eligible), err
+		})
+		wantSameSet(t, "runs ClaimExpired claimed", eligible, claimed)
+		for _, id := range []string{"running-live", "other-workflow", "waiting", "completed-expired"} {
+			if r := mustGet(t, s, id); r.Owner == "engine-a" {
+				t.Fatalf("run %s is owned by engine-a though ClaimExpired must not claim it", id)
+			}
+		}
+	}},
+	{"Limit", func(t *testing.T, h Harness) {
+		var all []string
+		for i := range 5 {
+			id := fmt.Sprintf("r%d", i)
+			mustCreate(t, h.Store, smallRun(id, "w", flux.StatusPending, listBase), 0)
+			all = append(all, id)
+		}
+		var claimed []string
+		for _, want := range []int{2, 2, 1, 0} {
+			runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 2})
+			if err != nil {
+				t.Fatalf("ClaimExpired: %v", err)
+			}
+			if len(runs) != want {
+				t.Fatalf("ClaimExpired with Limit 2 and %d runs left claimed %v, want %d of them", 5-len(claimed), ids(runs), want)
+			}
+			for _, r := range runs {
+				if slices.Contains(claimed, r.ID) {
+					t.Fatalf("ClaimExpired claimed %s twice", r.ID)
+				}
+				claimed = append(claimed, r.ID)
+				if got := mustGet(t, h.Store, r.ID); got.Owner != "engine-a" || got.Version != 2 {
+					t.Fatalf("run %s claimed by ClaimExpired is stored with owner %q version %d, want engine-a and 2", r.ID, got.Owner, got.Version)
+				}
+			}
+		}
+		wantSameSet(t, "runs claimed by the four calls", all, claimed)
+	}},
+	{"NoWorkflows", func(t *testing.T, h Harness) {
+		mustCreate(t, h.Store, smallRun("r1", "w", flux.StatusPending, listBase), 0)
+		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Lease: hour, Limit: 10})
+		if err != nil || len(runs) != 0 {
+			t.Fatalf("ClaimExpired without workflows gave %v, %v; want nothing", ids(runs), err)
+		}
+		if r := mustGet(t, h.Store, "r1"); r.Owner != "" || r.Version != 1 {
+			t.Fatalf("ClaimExpired without workflows changed run r1: owner %q version %d", r.Owner, r.Version)
+		}
+	}},
+}
+
+var extendTests = []testCase{
+	{"RenewsOwn", func(t *testing.T, h Harness) {
+		r1 := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		r2 := ownedRun(t, h.Store, "r2", "engine-a", time.Nanosecond) // expired, not taken over
+		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"r1", "r2"}, Lease: 3 * hour})
+		if err != nil || len(lost) != 0 {
+			t.Fatalf("Extend of engine-a's own runs gave lost %v, error %v; want neither", lost, err)
+		}
+		for _, before := range []*flux.Run{r1, r2} {
+			got := mustGet(t, h.Store, before.ID)
+			wantLeaseAbout(t, "lease of "+before.ID+" after Extend", got.LeaseUntil, 3*hour)
+			want := before.Clone()
+			want.LeaseUntil = got.LeaseUntil
+			wantSameRun(t, "Get after Extend (version unchanged)", want, got)
+		}
+		// The renewed lease is live: no one else can claim the run.
+		_, err = h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r2", Owner: "engine-b", Lease: hour})
+		wantErr(t, "Claim of a run whose lease Extend renewed", err, flux.ErrRunActive)
+	}},
+	{"ReportsLost", func(t *testing.T, h Harness) {
+		ownedRun(t, h.Store, "mine", "engine-a", hour)
+		theirs := ownedRun(t, h.Store, "theirs", "engine-b", hour)
+		released := ownedRun(t, h.Store, "released", "engine-a", hour)
+		mustUpdate(t, h.Store, released, flux.ReleaseLease)
+		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"mine", "theirs", "released", "missing"}, Lease: 3 * hour})
+		if err != nil {
+			t.Fatalf("Extend: %v", err)
+		}
+		wantSameSet(t, "runs Extend reports lost", []string{"theirs", "released", "missing"}, lost)
+		wantSameRun(t, "another owner's run after Extend", theirs, mustGet(t, h.Store, "theirs"))
+		wantSameRun(t, "a released run after Extend", released, mustGet(t, h.Store, "released"))
+		wantLeaseAbout(t, "lease of the owner's run", mustGet(t, h.Store, "mine").LeaseUntil, 3*hour)
+	}},
+	{"Empty", func(t *testing.T, h Harness) {
+		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", Lease: hour})
+		if err != nil || len(lost) != 0 {
+			t.Fatalf("Extend of no runs gave lost %v, error %v; want neither", lost, err)
+		}
+	}},
+}
