@@ -275,3 +275,77 @@ func TestBackoffJitter(t *testing.T) {
 		}
 	})
 }
+
+// TestInterruptDuringBackoff interrupts a run while it waits out a backoff:
+// Cancel marks it cancelled, while Close or the caller's context leave it
+// running and resumable; either way Resume completes it and continues the
+// attempt count.
+func TestInterruptDuringBackoff(t *testing.T) {
+	for _, how := range []string{"Cancel", "Close", "caller context"} {
+		t.Run(how, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				store := flux.NewMemoryStorage()
+				e := openEngine(t, flux.Config{Storage: store})
+				defer e.Close()
+				var calls atomic.Int32
+				w := flux.New[tIn, tData]("backoff-interrupt").
+					Step("flaky", func(c *tCtx) error {
+						if calls.Add(1) == 1 {
+							return errTransient
+						}
+						c.Data.Sum = 1
+						return nil
+					}, flux.Retries(1), flux.Backoff(time.Minute, time.Minute))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				done := make(chan outcome, 1)
+				go func() {
+					res, err := flux.Execute(ctx, e, w, tIn{}, flux.RunID("r"))
+					done <- outcome{res, err}
+				}()
+				synctest.Wait() // the run is waiting out its backoff
+				start := time.Now()
+				var wantErr error
+				wantStatus := flux.StatusRunning
+				switch how {
+				case "Cancel":
+					if err := e.Cancel(context.Background(), "r"); err != nil {
+						t.Fatalf("Cancel: %v", err)
+					}
+					wantErr, wantStatus = flux.ErrCancelled, flux.StatusCancelled
+				case "Close":
+					_ = e.Close()
+					wantErr = flux.ErrClosed
+				default:
+					cancel()
+					wantErr = context.Canceled
+				}
+				out := <-done
+				if !errors.Is(out.err, wantErr) {
+					t.Errorf("Execute err = %v, want %v", out.err, wantErr)
+				}
+				if d := time.Since(start); d != 0 {
+					t.Errorf("interruption took %s: the backoff was not cut short", d)
+				}
+				run, err := store.Get(context.Background(), "r")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if run.Status != wantStatus || run.Steps[0].Status != flux.StatusPending || len(run.Steps[0].Attempts) != 1 {
+					t.Fatalf("stored run %s, node %s with %d attempts; want %s, pending with 1",
+						run.Status, run.Steps[0].Status, len(run.Steps[0].Attempts), wantStatus)
+				}
+				e2 := openEngine(t, flux.Config{Storage: store})
+				defer e2.Close()
+				res, err := flux.Resume(context.Background(), e2, w, "r")
+				if err != nil {
+					t.Fatalf("Resume: %v", err)
+				}
+				atts := res.Steps[0].Attempts
+				if res.Status != flux.StatusCompleted || res.Data.Sum != 1 || len(atts) != 2 || atts[1].Number != 2 {
+					t.Errorf("resumed run %s, data %+v, attempts %+v; want completed after attempt 2", res.Status, res.Data, atts)
+				}
+			})
+		})
+	}
+}
