@@ -45,9 +45,8 @@ type retryOptions struct{ force bool }
 // Force lets RetryStep replay commits that already completed.
 func Force() RetryOption { return func(o *retryOptions) { o.force = true } }
 
-// Execute runs workflow w with input in on engine e, in the caller's
-// goroutine, and returns when the run completed, failed, was cancelled or was
-// interrupted. err is nil exactly when the run completed. res is non-nil
+// Execute runs workflow w with input in on engine e and returns when the
+// run completed, failed, was cancelled or was interrupted. err is nil exactly when the run completed. res is non-nil
 // whenever a run was created, so the caller always has its ID; a failed
 // run's error is a *StepError wrapping the handler's error.
 //
