@@ -1012,3 +1012,79 @@ func TestConcurrentExecute(t *testing.T) {
 		t.Errorf("List: %d completed runs (next %q), err %v; want %d", len(page.Runs), page.Next, err, runs)
 	}
 }
+
+// TestCommitIsDurableAroundItsHooks checks SPEC §4 through the hooks: when
+// a commit's StepStart fires, storage already has every node before it done
+// and the commit started; when its StepComplete fires, storage has it
+// completed.
+func TestCommitIsDurableAroundItsHooks(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	type seen struct {
+		hook     string
+		statuses []flux.Status
+	}
+	var mu sync.Mutex
+	var got []seen
+	look := func(hook string) func(flux.StepEvent) {
+		return func(ev flux.StepEvent) {
+			if ev.Kind != flux.KindCommit {
+				return
+			}
+			run, err := store.Get(context.Background(), ev.RunID)
+			if err != nil {
+				t.Errorf("Get in %s hook: %v", hook, err)
+				return
+			}
+			mu.Lock()
+			got = append(got, seen{hook + " " + ev.Step, stepStatuses(run.Steps)})
+			mu.Unlock()
+		}
+	}
+	e := newEngine(t, flux.Config{Storage: store, Hooks: flux.Hooks{StepStart: look("StepStart"), StepComplete: look("StepComplete")}})
+	cnt := &counters{}
+	w := flux.New[tIn, tData]("fence").
+		Step("a", trail(cnt)).
+		Step("b", trail(cnt)).
+		Commit("c", trail(cnt)).
+		Step("d", trail(cnt))
+	if _, err := flux.Execute(context.Background(), e, w, tIn{}); err != nil {
+		t.Fatal(err)
+	}
+	C, R, P := flux.StatusCompleted, flux.StatusRunning, flux.StatusPending
+	wantSeen := []seen{
+		{"StepStart c", []flux.Status{C, C, R, P}},
+		{"StepComplete c", []flux.Status{C, C, C, P}},
+	}
+	if !reflect.DeepEqual(got, wantSeen) {
+		t.Errorf("storage seen from the commit's hooks:\n got  %v\n want %v", got, wantSeen)
+	}
+}
+
+// TestExecuteWithCancelledContext starts a run with a context that is
+// already cancelled: no handler runs and the run is stored resumable.
+func TestExecuteWithCancelledContext(t *testing.T) {
+	t.Parallel()
+	e := newEngine(t, flux.Config{})
+	cnt := &counters{}
+	w := flux.New[tIn, tData]("dead-on-arrival").Step("a", trail(cnt)).Commit("b", trail(cnt))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	res, err := flux.Execute(ctx, e, w, tIn{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if got := cnt.get(); len(got) != 0 {
+		t.Errorf("handlers ran with a cancelled context: %v", got)
+	}
+	if res != nil {
+		run := mustGet(t, e, res.ID)
+		if run.Status != flux.StatusRunning || run.Steps[0].Status != flux.StatusPending {
+			t.Errorf("stored run %s, node a %s; want running and pending (resumable)", run.Status, run.Steps[0].Status)
+		}
+		res, err = flux.Resume(context.Background(), e, w, res.ID)
+		if err != nil || res.Status != flux.StatusCompleted || !slices.Equal(res.Data.Trail, []string{"a", "b"}) {
+			t.Errorf("Resume: %v, %+v", err, res)
+		}
+	}
+}

@@ -486,6 +486,9 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 	if timeout > 0 {
 		c.deadline = start.Add(timeout)
 		r.deadline.Store(c.deadline.UnixNano())
+	} else {
+		// A late firing of an earlier attempt's timer must not end this one.
+		r.deadline.Store(math.MaxInt64)
 	}
 	if timeout > 0 && r.timer == nil {
 		// Made idle before the attempt is marked in flight, so that a

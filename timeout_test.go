@@ -191,3 +191,38 @@ func TestAbandonedHandlerChangesNothing(t *testing.T) {
 		}
 	})
 }
+
+// TestLateTimerDoesNotEndNextAttempt finishes a step exactly at its
+// deadline, so its timeout may fire just after it completed, and checks that
+// this late firing never ends the next node, which has no timeout. (About
+// half the runs finish the first step in time; the others time it out.)
+func TestLateTimerDoesNotEndNextAttempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := openEngine(t, flux.Config{})
+		defer e.Close()
+		exited := make(chan struct{}, 1)
+		w := flux.New[tIn, tData]("late-timer").
+			Step("on-the-dot", func(c *tCtx) error {
+				time.Sleep(time.Second)
+				return nil
+			}, flux.Timeout(time.Second), flux.Retries(0)).
+			Step("untimed", func(c *tCtx) error {
+				defer func() { exited <- struct{}{} }()
+				time.Sleep(time.Minute)
+				return nil
+			}, flux.Timeout(0), flux.Retries(0))
+		completed := 0
+		for range 100 {
+			res, err := flux.Execute(context.Background(), e, w, tIn{})
+			if res.Steps[0].Status != flux.StatusCompleted {
+				continue // timed out at the deadline: fine
+			}
+			completed++
+			<-exited
+			if err != nil || res.Status != flux.StatusCompleted {
+				t.Fatalf("a step without timeout failed after the previous step finished at its deadline: %v", err)
+			}
+		}
+		t.Logf("%d of 100 runs finished the first step at its deadline", completed)
+	})
+}
