@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/flux-go/flux"
@@ -25,6 +26,7 @@ type event struct {
 	Kind     flux.Kind
 	Attempt  int
 	Delay    time.Duration
+	Duration time.Duration
 	Err      error
 	At       time.Time // time.Now() when the hook ran (fake inside synctest)
 }
@@ -45,13 +47,13 @@ func (r *recorder) add(ev event) {
 func (r *recorder) hooks() flux.Hooks {
 	run := func(name string) func(flux.RunEvent) {
 		return func(e flux.RunEvent) {
-			r.add(event{Hook: name, RunID: e.RunID, Workflow: e.Workflow, Status: e.Status, Index: -1, Err: e.Err})
+			r.add(event{Hook: name, RunID: e.RunID, Workflow: e.Workflow, Status: e.Status, Index: -1, Duration: e.Duration, Err: e.Err})
 		}
 	}
 	step := func(name string) func(flux.StepEvent) {
 		return func(e flux.StepEvent) {
 			r.add(event{Hook: name, RunID: e.RunID, Workflow: e.Workflow, Step: e.Step, Index: e.Index,
-				Kind: e.Kind, Attempt: e.Attempt, Delay: e.Delay, Err: e.Err})
+				Kind: e.Kind, Attempt: e.Attempt, Delay: e.Delay, Duration: e.Duration, Err: e.Err})
 		}
 	}
 	return flux.Hooks{
@@ -349,4 +351,52 @@ func TestPanicInHook(t *testing.T) {
 	if !strings.Contains(logs.String(), "hook bug") || !strings.Contains(logs.String(), "TestPanicInHook") {
 		t.Errorf("log lacks the panic value or its stack:\n%s", logs)
 	}
+}
+
+// TestHookDurations checks, on the fake clock, the durations that hooks and
+// the result report: each attempt's own time, and the run's total.
+func TestHookDurations(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		e := openEngine(t, flux.Config{Hooks: rec.hooks()})
+		defer e.Close()
+		w := flux.New[tIn, tData]("durations").
+			Step("slow", func(c *tCtx) error {
+				time.Sleep(time.Duration(c.Attempt()) * time.Second)
+				if c.Attempt() == 1 {
+					return errTransient
+				}
+				return nil
+			}, flux.Backoff(time.Minute, time.Minute)).
+			Commit("quick", func(c *tCtx) error { time.Sleep(time.Millisecond); return nil })
+		res, err := flux.Execute(context.Background(), e, w, tIn{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ev := range rec.forRun(res.ID) {
+			if ev.Hook != "StepStart" && ev.Hook != "WorkflowStart" {
+				got = append(got, fmt.Sprintf("%s %s %s", ev.Hook, ev.Step, ev.Duration))
+			}
+		}
+		// The retry waits between 30s and 60s (jitter), so the run's total
+		// is computed from the announced delay.
+		delay := rec.forStep(res.ID, "slow")[1].Delay
+		total := time.Second + delay + 2*time.Second + time.Millisecond
+		want := []string{
+			"StepRetry slow 1s",
+			"StepComplete slow 2s",
+			"StepComplete quick 1ms",
+			fmt.Sprintf("WorkflowComplete  %s", total),
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("durations:\n got  %q\n want %q", got, want)
+		}
+		if a := res.Steps[0].Attempts; len(a) != 2 || a[0].Duration != time.Second || a[1].Duration != 2*time.Second {
+			t.Errorf("recorded attempts %+v, want 1s and 2s", a)
+		}
+		if res.Duration != total {
+			t.Errorf("Result.Duration = %s, want %s", res.Duration, total)
+		}
+	})
 }
