@@ -45,6 +45,9 @@ const (
 	OutcomeInterrupted = "interrupted"
 )
 
+// noSpan is the non-recording span of an empty context.
+var noSpan = trace.SpanFromContext(context.Background())
+
 // DefaultMaxOpenRuns is the default of [WithMaxOpenRuns].
 const DefaultMaxOpenRuns = 10000
 
@@ -112,6 +115,8 @@ type Instrumentation struct {
 	stepDuration                                          metric.Float64Histogram
 	stepRetries                                           metric.Int64Counter
 
+	memo memo
+
 	mu     sync.Mutex
 	runs   map[string]*runState
 	order  list.List // of *runState, least recently active first
@@ -124,15 +129,27 @@ type runState struct {
 	span         trace.Span
 	ctx          context.Context // carries span
 	metricAttrs  metric.MeasurementOption
-	attempts     map[int]attemptState // open attempt spans by node index
-	last         time.Time            // time of the run's last event
+	attempts     []attemptState // open attempt spans, usually one
+	last         time.Time      // time of the run's last event
 	elem         *list.Element
 }
 
 type attemptState struct {
 	span  trace.Span
+	index int
 	step  string
 	start time.Time
+}
+
+// take removes and returns the open attempt of node index.
+func (rs *runState) take(index int) (attemptState, bool) {
+	for i, a := range rs.attempts {
+		if a.index == index {
+			rs.attempts = append(rs.attempts[:i], rs.attempts[i+1:]...)
+			return a, true
+		}
+	}
+	return attemptState{}, false
 }
 
 // New returns an Instrumentation configured by opts. It fails only on
@@ -190,15 +207,15 @@ func (in *Instrumentation) Emit(ev flux.TraceEvent) {
 	ev.Duration = max(ev.Duration, 0)
 	switch ev.Type {
 	case flux.EventWorkflowStart:
-		in.runStart(ev)
+		in.runStart(&ev)
 	case flux.EventWorkflowComplete, flux.EventWorkflowError, flux.EventWorkflowCancelled:
-		in.runEnd(ev)
+		in.runEnd(&ev)
 	case flux.EventStepStart:
-		in.stepStart(ev)
+		in.stepStart(&ev)
 	case flux.EventStepComplete, flux.EventStepRetry, flux.EventStepError:
-		in.stepEnd(ev)
+		in.stepEnd(&ev)
 	case flux.EventStepSkipped:
-		in.stepSkipped(ev)
+		in.stepSkipped(&ev)
 	}
 }
 
@@ -226,7 +243,7 @@ func (in *Instrumentation) Close() error {
 	return nil
 }
 
-func (in *Instrumentation) runStart(ev flux.TraceEvent) {
+func (in *Instrumentation) runStart(ev *flux.TraceEvent) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -240,7 +257,7 @@ func (in *Instrumentation) runStart(ev flux.TraceEvent) {
 	finish(old, evicted)
 }
 
-func (in *Instrumentation) runEnd(ev flux.TraceEvent) {
+func (in *Instrumentation) runEnd(ev *flux.TraceEvent) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -255,41 +272,48 @@ func (in *Instrumentation) runEnd(ev flux.TraceEvent) {
 		// Cancel interrupts an attempt without a step event of its own.
 		in.endAttempt(rs, a, OutcomeInterrupted, ev.Time)
 	}
-	span := rs.span
-	span.SetAttributes(AttrRunStatus.String(string(runStatus(ev))))
 	switch ev.Type {
 	case flux.EventWorkflowComplete:
 		in.runsCompleted.Add(rs.ctx, 1, rs.metricAttrs)
 	case flux.EventWorkflowError:
-		recordError(span, ev)
 		in.runsFailed.Add(rs.ctx, 1, rs.metricAttrs)
 	case flux.EventWorkflowCancelled:
-		span.AddEvent("cancelled", trace.WithTimestamp(ev.Time))
 		in.runsCancelled.Add(rs.ctx, 1, rs.metricAttrs)
+	}
+	span := rs.span
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(AttrRunStatus.String(string(runStatus(ev))))
+	switch ev.Type {
+	case flux.EventWorkflowError:
+		recordError(span, ev)
+	case flux.EventWorkflowCancelled:
+		span.AddEvent("cancelled", trace.WithTimestamp(ev.Time))
 	}
 	span.End(trace.WithTimestamp(ev.Time))
 }
 
-func (in *Instrumentation) stepStart(ev flux.TraceEvent) {
+func (in *Instrumentation) stepStart(ev *flux.TraceEvent) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
 		return
 	}
 	rs, evicted := in.get(ev, ev.Time)
-	prev, hadPrev := rs.attempts[ev.Index]
-	a := attemptState{span: in.startStep(rs, ev, ev.Time), step: ev.Step, start: ev.Time}
-	rs.attempts[ev.Index] = a
+	prev, hadPrev := rs.take(ev.Index)
+	a := attemptState{span: in.startStep(rs, ev, ev.Time), index: ev.Index, step: ev.Step, start: ev.Time}
+	rs.attempts = append(rs.attempts, a)
 	in.mu.Unlock()
 
 	finish(nil, evicted)
 	if hadPrev { // its end event was lost
-		prev.span.SetAttributes(AttrUnfinished.String("restarted"))
-		prev.span.End(trace.WithTimestamp(ev.Time))
+		unfinished(prev.span, "restarted", ev.Time)
 	}
 }
 
-func (in *Instrumentation) stepEnd(ev flux.TraceEvent) {
+func (in *Instrumentation) stepEnd(ev *flux.TraceEvent) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -297,13 +321,11 @@ func (in *Instrumentation) stepEnd(ev flux.TraceEvent) {
 	}
 	start := ev.Time.Add(-ev.Duration)
 	rs, evicted := in.get(ev, start)
-	a, ok := rs.attempts[ev.Index]
-	if ok {
-		delete(rs.attempts, ev.Index)
-	} else {
+	a, ok := rs.take(ev.Index)
+	if !ok {
 		// No step:start: a When predicate or an AtMostOnce commit failed
 		// before an attempt began, or the start was not seen here.
-		a = attemptState{span: in.startStep(rs, ev, start), step: ev.Step, start: start}
+		a = attemptState{span: in.startStep(rs, ev, start), index: ev.Index, step: ev.Step, start: start}
 	}
 	in.mu.Unlock()
 
@@ -315,18 +337,16 @@ func (in *Instrumentation) stepEnd(ev flux.TraceEvent) {
 	case flux.EventStepError:
 		outcome = OutcomeError
 	}
-	a.span.SetAttributes(AttrAttempt.Int(ev.Attempt))
-	if outcome != OutcomeCompleted {
+	if outcome != OutcomeCompleted && a.span.IsRecording() {
 		recordError(a.span, ev)
 	}
 	in.endAttempt(rs, a, outcome, ev.Time)
 	if outcome == OutcomeRetry {
-		in.stepRetries.Add(context.Background(), 1, metric.WithAttributeSet(attribute.NewSet(
-			AttrWorkflow.String(rs.workflow), AttrStep.String(ev.Step))))
+		in.stepRetries.Add(exemplarContext(a.span), 1, in.memo.get(memoKey{memoStep, rs.workflow, ev.Step, ""}).metricAttrs)
 	}
 }
 
-func (in *Instrumentation) stepSkipped(ev flux.TraceEvent) {
+func (in *Instrumentation) stepSkipped(ev *flux.TraceEvent) {
 	in.mu.Lock()
 	if in.closed {
 		in.mu.Unlock()
@@ -337,12 +357,15 @@ func (in *Instrumentation) stepSkipped(ev flux.TraceEvent) {
 	in.mu.Unlock()
 
 	finish(nil, evicted)
-	span.SetAttributes(AttrSkipped.Bool(true))
-	span.End(trace.WithTimestamp(ev.Time))
+	end(span, ev.Time)
 }
 
 // startStep starts an attempt span under rs's run span. The caller holds mu.
-func (in *Instrumentation) startStep(rs *runState, ev flux.TraceEvent, at time.Time) trace.Span {
+func (in *Instrumentation) startStep(rs *runState, ev *flux.TraceEvent, at time.Time) trace.Span {
+	if !rs.span.SpanContext().IsValid() {
+		// The provider makes no spans (a no-op provider): skip the work.
+		return noSpan
+	}
 	kind := flux.KindStep
 	if ev.Commit {
 		kind = flux.KindCommit
@@ -350,25 +373,29 @@ func (in *Instrumentation) startStep(rs *runState, ev flux.TraceEvent, at time.T
 	attrs := []attribute.KeyValue{
 		AttrRunID.String(rs.id), AttrStep.String(ev.Step), AttrIndex.Int(ev.Index), AttrKind.String(string(kind)),
 	}
-	if ev.Type != flux.EventStepSkipped {
+	if ev.Type == flux.EventStepSkipped {
+		attrs = append(attrs, AttrSkipped.Bool(true))
+	} else {
 		attrs = append(attrs, AttrAttempt.Int(ev.Attempt), AttrMaxRetries.Int(ev.MaxRetries))
 	}
-	_, span := in.tracer.Start(rs.ctx, "flux.step "+ev.Step, trace.WithTimestamp(at), trace.WithAttributes(attrs...))
+	name := in.memo.get(memoKey{memoStep, rs.workflow, ev.Step, ""}).spanName
+	_, span := in.tracer.Start(rs.ctx, name, trace.WithTimestamp(at), trace.WithAttributes(attrs...))
 	return span
 }
 
 // endAttempt ends an attempt span and records its duration.
 func (in *Instrumentation) endAttempt(rs *runState, a attemptState, outcome string, at time.Time) {
-	a.span.SetAttributes(AttrOutcome.String(outcome))
-	ctx := trace.ContextWithSpan(context.Background(), a.span)
-	in.stepDuration.Record(ctx, max(at.Sub(a.start), 0).Seconds(), metric.WithAttributeSet(attribute.NewSet(
-		AttrWorkflow.String(rs.workflow), AttrStep.String(a.step), AttrOutcome.String(outcome))))
-	a.span.End(trace.WithTimestamp(at))
+	in.stepDuration.Record(exemplarContext(a.span), max(at.Sub(a.start), 0).Seconds(),
+		in.memo.get(memoKey{memoOutcome, rs.workflow, a.step, outcome}).metricAttrs)
+	if a.span.IsRecording() {
+		a.span.SetAttributes(AttrOutcome.String(outcome))
+	}
+	end(a.span, at)
 }
 
 // get returns the open state of ev's run, starting its span at start if
 // the run is not open. The caller holds mu; it must finish the evicted run.
-func (in *Instrumentation) get(ev flux.TraceEvent, start time.Time) (rs, evicted *runState) {
+func (in *Instrumentation) get(ev *flux.TraceEvent, start time.Time) (rs, evicted *runState) {
 	if rs = in.runs[ev.RunID]; rs != nil {
 		rs.last = ev.Time
 		in.order.MoveToBack(rs.elem)
@@ -379,19 +406,19 @@ func (in *Instrumentation) get(ev flux.TraceEvent, start time.Time) (rs, evicted
 
 // open starts a run span for ev's run. The caller holds mu and has removed
 // any open state of the run; it must finish the evicted run.
-func (in *Instrumentation) open(ev flux.TraceEvent, start time.Time) (rs, evicted *runState) {
+func (in *Instrumentation) open(ev *flux.TraceEvent, start time.Time) (rs, evicted *runState) {
 	if in.order.Len() >= in.maxRuns {
 		evicted = in.order.Front().Value.(*runState)
 		in.remove(evicted.id)
 	}
-	ctx, span := in.tracer.Start(context.Background(), "flux.run "+ev.Workflow,
+	m := in.memo.get(memoKey{kind: memoRun, workflow: ev.Workflow})
+	ctx, span := in.tracer.Start(context.Background(), m.spanName,
 		trace.WithNewRoot(), trace.WithTimestamp(start),
 		trace.WithAttributes(AttrRunID.String(ev.RunID), AttrWorkflow.String(ev.Workflow),
 			AttrRunStatus.String(string(flux.StatusRunning))))
 	rs = &runState{
 		id: ev.RunID, workflow: ev.Workflow, span: span, ctx: ctx,
-		metricAttrs: metric.WithAttributeSet(attribute.NewSet(AttrWorkflow.String(ev.Workflow))),
-		attempts:    make(map[int]attemptState, 1), last: ev.Time,
+		metricAttrs: m.metricAttrs, last: ev.Time,
 	}
 	rs.elem = in.order.PushBack(rs)
 	in.runs[ev.RunID] = rs
@@ -409,6 +436,15 @@ func (in *Instrumentation) remove(id string) *runState {
 	return rs
 }
 
+// exemplarContext is the context to record a measurement in: one that
+// carries span if it is sampled, so that the measurement may be an exemplar.
+func exemplarContext(span trace.Span) context.Context {
+	if span.SpanContext().IsSampled() {
+		return trace.ContextWithSpan(context.Background(), span)
+	}
+	return context.Background()
+}
+
 // finish ends the spans of runs whose end events will not come: a run that
 // started again, and one evicted for space. It runs without mu held.
 func finish(restarted, evicted *runState) {
@@ -423,14 +459,29 @@ func finish(restarted, evicted *runState) {
 // abandon ends the spans of a run that will see no end event here.
 func (rs *runState) abandon(reason string, at time.Time) {
 	for _, a := range rs.attempts {
-		a.span.SetAttributes(AttrUnfinished.String(reason))
-		a.span.End(trace.WithTimestamp(at))
+		unfinished(a.span, reason, at)
 	}
-	rs.span.SetAttributes(AttrUnfinished.String(reason))
-	rs.span.End(trace.WithTimestamp(at))
+	unfinished(rs.span, reason, at)
 }
 
-func runStatus(ev flux.TraceEvent) flux.Status {
+// unfinished ends span at at, marked as ended without its end event.
+func unfinished(span trace.Span, reason string, at time.Time) {
+	if span.IsRecording() {
+		span.SetAttributes(AttrUnfinished.String(reason))
+	}
+	end(span, at)
+}
+
+// end ends span at at. Spans that record nothing skip the option.
+func end(span trace.Span, at time.Time) {
+	if span.IsRecording() {
+		span.End(trace.WithTimestamp(at))
+	} else {
+		span.End()
+	}
+}
+
+func runStatus(ev *flux.TraceEvent) flux.Status {
 	if ev.Status != "" {
 		return ev.Status
 	}
@@ -445,7 +496,7 @@ func runStatus(ev flux.TraceEvent) flux.Status {
 }
 
 // recordError records ev's error on span and sets its status to Error.
-func recordError(span trace.Span, ev flux.TraceEvent) {
+func recordError(span trace.Span, ev *flux.TraceEvent) {
 	msg := ev.Err
 	if msg == "" {
 		msg = string(ev.Type)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/codes"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/flux-go/flux"
@@ -608,5 +609,60 @@ func TestTee(t *testing.T) {
 	}
 	if starts+1 != len(spans) {
 		t.Errorf("%d step starts and skips recorded, %d spans", starts, len(spans))
+	}
+}
+
+// Runs evicted while they execute go on with new spans; after Close every
+// span that was started has ended.
+func TestEvictionUnderConcurrency(t *testing.T) {
+	t.Parallel()
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	inst, err := fluxotel.New(fluxotel.WithTracerProvider(tp), fluxotel.WithMaxOpenRuns(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := engine(t, flux.Config{Trace: inst})
+	const runs = 16
+	var arrived sync.WaitGroup
+	arrived.Add(runs)
+	allHere := make(chan struct{})
+	go func() { arrived.Wait(); close(allHere) }()
+	type C = flux.Ctx[int, int]
+	w := flux.New[int, int]("meet").
+		Step("meet", func(c *C) error { arrived.Done(); <-allHere; return nil }, flux.Retries(0)).
+		Step("after", func(c *C) error { return nil })
+	var wg sync.WaitGroup
+	for i := range runs {
+		wg.Go(func() {
+			if _, err := flux.Execute(context.Background(), e, w, i); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := inst.Close(); err != nil {
+		t.Fatal(err)
+	}
+	started, ended := len(rec.Started()), len(rec.Ended())
+	if started != ended {
+		t.Fatalf("%d spans started, %d ended", started, ended)
+	}
+	evicted := 0
+	for _, s := range rec.Ended() {
+		switch v := attrString(tracetest.SpanStubFromReadOnlySpan(s), fluxotel.AttrUnfinished); v {
+		case "evicted":
+			if !s.Parent().IsValid() {
+				evicted++
+			}
+		case "":
+		default:
+			t.Errorf("span %s ended as %q", s.Name(), v)
+		}
+	}
+	// All runs were open at once, at most 2 are kept.
+	if evicted < runs-2 {
+		t.Errorf("%d run spans evicted, want at least %d", evicted, runs-2)
 	}
 }
