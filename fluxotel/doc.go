@@ -12,7 +12,8 @@
 //
 // # Spans
 //
-// Each run is a root span named "flux.run <workflow>", from workflow:start to
+// Each run is a root span (trace sinks get no context.Context to take a
+// parent from) named "flux.run <workflow>", from workflow:start to
 // workflow:complete, workflow:error or workflow:cancelled, with the
 // attributes flux.run.id, flux.workflow.name and flux.run.status. Each
 // attempt of a node is a child span named "flux.step <step>", from its
@@ -34,7 +35,7 @@
 // by engine shutdown or by the caller's context, so such a run's spans stay
 // open until the run starts again here (its old spans end then, marked
 // flux.unfinished="restarted"), until more than [WithMaxOpenRuns] runs are
-// open (the oldest end, "evicted"), or until [Instrumentation.Close]
+// open (those of the least recently active run end, "evicted"), or until [Instrumentation.Close]
 // ("closed").
 //
 // # Metrics
