@@ -86,6 +86,7 @@ const maxInterned = 1 << 14
 
 func (p *parser) parse(s []byte) (Record, error) {
 	var rec Record
+	var nums *recordNums
 	validUTF8 := utf8.Valid(s)
 	i := skipWS(s, 0)
 	if i == len(s) {
@@ -126,7 +127,7 @@ func (p *parser) parse(s []byte) (Record, error) {
 				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "invalid character %s after object key: want ':'", describe(s, i)))
 			}
 			i = skipWS(s, i+1)
-			i, err = p.field(&rec, string(key), s, i, validUTF8, &fieldErr)
+			i, err = p.field(&rec, &nums, fieldName(key), s, i, validUTF8, &fieldErr)
 			if err != nil {
 				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, err)
 			}
@@ -195,7 +196,10 @@ func kindOf(c byte) string {
 // returns the index after it. A syntax error is returned; a value of the
 // wrong type is stored in *fieldErr (the first one wins) so that a syntax
 // error later in the line is still reported as such.
-func (p *parser) field(rec *Record, key string, s []byte, i int, validUTF8 bool, fieldErr *error) (int, error) {
+func (p *parser) field(rec *Record, nums **recordNums, key string, s []byte, i int, validUTF8 bool, fieldErr *error) (int, error) {
+	if key == "" {
+		return scanValue(s, i, 1, nil)
+	}
 	wrongType := func(want string) (int, error) {
 		end, err := scanValue(s, i, 1, nil)
 		if err == nil && *fieldErr == nil {
@@ -270,12 +274,14 @@ func (p *parser) field(rec *Record, key string, s []byte, i int, validUTF8 bool,
 		}
 		num := s[i:end]
 		if key == "duration" {
-			f, err := strconv.ParseFloat(string(num), 64)
-			if err != nil {
+			f, ok := parseFloat(num)
+			if !ok {
 				p.setErr(fieldErr, fmt.Errorf("%w: field \"duration\": number %s is out of range", ErrInvalidRecord, num))
 				return end, nil
 			}
-			rec.Duration = &f
+			n := numsOf(nums)
+			n.duration = f
+			rec.Duration = &n.duration
 			return end, nil
 		}
 		n, ok := parseInt(num, key == "timestamp")
@@ -294,14 +300,17 @@ func (p *parser) field(rec *Record, key string, s []byte, i int, validUTF8 bool,
 		case "timestamp":
 			rec.Timestamp = n
 		case "stepIndex":
-			v := int(n)
-			rec.StepIndex = &v
+			v := numsOf(nums)
+			v.index = int(n)
+			rec.StepIndex = &v.index
 		case "retries":
-			v := int(n)
-			rec.Retries = &v
+			v := numsOf(nums)
+			v.retries = int(n)
+			rec.Retries = &v.retries
 		case "maxRetries":
-			v := int(n)
-			rec.MaxRetries = &v
+			v := numsOf(nums)
+			v.maxRetries = int(n)
+			rec.MaxRetries = &v.maxRetries
 		case "attempt":
 			rec.Attempt = int(n)
 		}
@@ -345,6 +354,79 @@ func (p *parser) field(rec *Record, key string, s []byte, i int, validUTF8 bool,
 		return end, nil
 	}
 	return scanValue(s, i, 1, nil)
+}
+
+// recordNums backs a parsed Record's pointer fields: one allocation for all
+// of them.
+type recordNums = eventNums
+
+// numsOf returns *n, allocating it on first use.
+func numsOf(n **recordNums) *recordNums {
+	if *n == nil {
+		*n = new(recordNums)
+	}
+	return *n
+}
+
+// fieldName returns the Record field name that key is, or "".
+func fieldName(key []byte) string {
+	switch string(key) {
+	case "type":
+		return "type"
+	case "timestamp":
+		return "timestamp"
+	case "workflowId":
+		return "workflowId"
+	case "workflowName":
+		return "workflowName"
+	case "stepName":
+		return "stepName"
+	case "stepIndex":
+		return "stepIndex"
+	case "commit":
+		return "commit"
+	case "retries":
+		return "retries"
+	case "maxRetries":
+		return "maxRetries"
+	case "attempt":
+		return "attempt"
+	case "duration":
+		return "duration"
+	case "error":
+		return "error"
+	case "stack":
+		return "stack"
+	case "status":
+		return "status"
+	case "input":
+		return "input"
+	case "data":
+		return "data"
+	case "meta":
+		return "meta"
+	}
+	return ""
+}
+
+// parseFloat parses a valid JSON number; false if it is out of range.
+func parseFloat(b []byte) (float64, bool) {
+	if len(b) > 0 && len(b) <= 15 {
+		var n int64
+		plain := true
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				plain = false
+				break
+			}
+			n = n*10 + int64(c-'0')
+		}
+		if plain {
+			return float64(n), true
+		}
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil
 }
 
 func (p *parser) setErr(fieldErr *error, err error) {

@@ -121,15 +121,15 @@ func TestReaderReportsEveryBadLineAndGoesOn(t *testing.T) {
 	t.Parallel()
 	long := `{"type":"step:start","workflowId":"r","input":"` + strings.Repeat("x", MaxLineSize) + `"}`
 	input := strings.Join([]string{
-		good,                                 // 1
-		`{"type":"step:start",`,              // 2 invalid JSON
-		"",                                   // 3 blank: skipped
-		long,                                 // 4 too long
+		good,                    // 1
+		`{"type":"step:start",`, // 2 invalid JSON
+		"",                      // 3 blank: skipped
+		long,                    // 4 too long
 		"{\"type\":\"step:start\",\"workflowId\":\"r\",\"stepName\":\"\xff\"}", // 5 invalid UTF-8 (warning)
-		`{"type":"step:paused","workflowId":"r"}`,                             // 6 unknown type (warning)
-		`{"workflowId":"r"}`,                                                  // 7 not a record
-		good + "\r",                                                           // 8 CRLF
-		`{"type":"step:complete","workflowId":"r","stat`,                      // 9 truncated
+		`{"type":"step:paused","workflowId":"r"}`,                              // 6 unknown type (warning)
+		`{"workflowId":"r"}`, // 7 not a record
+		good + "\r",          // 8 CRLF
+		`{"type":"step:complete","workflowId":"r","stat`, // 9 truncated
 	}, "\n")
 	r := NewReader(strings.NewReader(input))
 	items := readAll(t, r)

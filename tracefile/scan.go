@@ -65,6 +65,10 @@ func scanString(s []byte, i int, out *[]byte) (int, strInfo, error) {
 	copied := start // s[copied:i] is still to be appended to out
 	for i < len(s) {
 		c := s[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
 		switch {
 		case c == '"':
 			i++
@@ -110,6 +114,15 @@ func scanString(s []byte, i int, out *[]byte) (int, strInfo, error) {
 	}
 	return 0, info, errAt(len(s), "unexpected end of line in string starting at byte %d", start)
 }
+
+// plainByte marks the bytes that stand for themselves in a JSON string:
+// printable ASCII other than '"' and '\\'.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func isHex(c byte) bool {
 	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
