@@ -1088,3 +1088,49 @@ func TestExecuteWithCancelledContext(t *testing.T) {
 		}
 	}
 }
+
+// TestRetryStepBeyondUnfinishedNode asks RetryStep to start after a node the
+// run never finished: there is no data snapshot to start from, so it is
+// refused and the run is left as it was.
+func TestRetryStepBeyondUnfinishedNode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newEngine(t, flux.Config{})
+	cnt := &counters{}
+	var broken atomic.Bool
+	broken.Store(true)
+	w := flux.New[tIn, tData]("beyond").
+		Step("a", func(c *tCtx) error {
+			cnt.inc("a")
+			if broken.Load() {
+				return flux.Permanent(errTransient)
+			}
+			c.Data.Trail = append(c.Data.Trail, "a")
+			return nil
+		}).
+		Step("b", trail(cnt)).
+		Step("c", trail(cnt))
+	res, err := flux.Execute(ctx, e, w, tIn{})
+	if !errors.Is(err, errTransient) {
+		t.Fatalf("first run: %v", err)
+	}
+	before := mustGet(t, e, res.ID)
+	for _, from := range []string{"b", "c"} {
+		_, err := flux.RetryStep(ctx, e, w, res.ID, from)
+		if err == nil || !strings.Contains(err.Error(), `"a"`) {
+			t.Errorf("RetryStep(%s) past failed node a: err = %v, want an error naming a", from, err)
+		}
+	}
+	after := mustGet(t, e, res.ID)
+	if !reflect.DeepEqual(before, after) {
+		t.Errorf("refused RetryStep changed the stored run:\n before %+v\n after  %+v", before, after)
+	}
+	if got := cnt.get(); got["b"] != 0 || got["c"] != 0 || got["a"] != 1 {
+		t.Errorf("refused RetryStep ran handlers: %v", got)
+	}
+	broken.Store(false)
+	res, err = flux.RetryStep(ctx, e, w, res.ID, "a")
+	if err != nil || !slices.Equal(res.Data.Trail, []string{"a", "b", "c"}) {
+		t.Errorf("RetryStep(a): %v, trail %v", err, res.Data.Trail)
+	}
+}

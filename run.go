@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"runtime"
@@ -192,6 +191,12 @@ func RetryStep[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 				return nil, fmt.Errorf("%w: RetryStep(%q) would run commit %q of run %s again; pass flux.Force() to allow it",
 					ErrCommitted, step, s.Name, id)
 			}
+		}
+	}
+	for i := range from {
+		if i >= len(run.Steps) || !run.Steps[i].Status.Done() {
+			return nil, fmt.Errorf("flux: RetryStep(%q): run %s has not finished node %q before it, so there is no data to start from; Resume the run or RetryStep an earlier node",
+				step, id, w.nodes[i].name)
 		}
 	}
 	if run, err = e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.id, Lease: e.lease}); err != nil {
@@ -671,6 +676,7 @@ func (r *runner[In, Data]) failNode(i int, n *node[In, Data], attempt int, start
 // pending; an interrupted commit stays running, "started", for recovery.
 func (r *runner[In, Data]) interrupt(i int, n *node[In, Data], attempt int, start time.Time, cause error) error {
 	if errors.Is(cause, ErrLeaseLost) {
+		r.runEvent(EventWorkflowInterrupted, cause)
 		return fmt.Errorf("flux: run %s stopped: %w", r.run.ID, cause)
 	}
 	st := &r.run.Steps[i]
@@ -700,7 +706,7 @@ func (r *runner[In, Data]) interrupt(i int, n *node[In, Data], attempt int, star
 	if err := r.persistCtx(ctx); err != nil {
 		return err
 	}
-	r.e.logDebug(r.ctx, "flux: run interrupted; it stays resumable", r.run.ID, r.w.name, n.name, cause)
+	r.runEvent(EventWorkflowInterrupted, cause)
 	return fmt.Errorf("flux: run %s interrupted at %q, resumable: %w", r.run.ID, n.name, cause)
 }
 
@@ -821,11 +827,4 @@ func safeCall(fn func() error) (err error) {
 		}
 	}()
 	return fn()
-}
-
-func (e *Engine) logDebug(ctx context.Context, msg, runID, workflow, step string, err error) {
-	if e.log.Enabled(ctx, slog.LevelDebug) {
-		e.log.LogAttrs(ctx, slog.LevelDebug, msg, slog.String("run_id", runID), slog.String("workflow", workflow),
-			slog.String("step", step), slog.Any("error", err))
-	}
 }
