@@ -30,6 +30,9 @@ func (e *Engine) emitRun(ctx context.Context, run *Run, typ EventType, err error
 		hook = e.hooks.WorkflowStart
 	case EventWorkflowComplete:
 		hook = e.hooks.WorkflowComplete
+	case EventWorkflowInterrupted:
+		// No hook: the run did not end, it stays resumable.
+		level = slog.LevelInfo
 	default:
 		hook, level = e.hooks.WorkflowError, slog.LevelError
 	}
@@ -48,7 +51,7 @@ func (e *Engine) emitRun(ctx context.Context, run *Run, typ EventType, err error
 		} else {
 			ev.Data = run.Data
 		}
-		e.trace.Emit(ev)
+		e.emitTrace(ctx, ev)
 	}
 	if e.log.Enabled(ctx, level) {
 		attrs := []slog.Attr{slog.String("run_id", run.ID), slog.String("workflow", run.Workflow), slog.String("status", string(run.Status))}
@@ -83,11 +86,11 @@ func (e *Engine) emitStep(ctx context.Context, run *Run, typ EventType, i int, k
 	}
 	if e.trace != nil {
 		ev := TraceEvent{Type: typ, Time: time.Now(), RunID: run.ID, Workflow: run.Workflow, Step: step, Index: i,
-			Commit: kind == KindCommit, Attempt: attempt, MaxRetries: maxRetries, Duration: d, Status: run.Steps[i].Status}
+			Commit: kind == KindCommit, Attempt: attempt, MaxRetries: maxRetries, Duration: d, Delay: delay, Status: run.Steps[i].Status}
 		if err != nil {
 			ev.Err, ev.Stack = err.Error(), stackOf(err)
 		}
-		e.trace.Emit(ev)
+		e.emitTrace(ctx, ev)
 	}
 	if e.log.Enabled(ctx, level) {
 		attrs := []slog.Attr{slog.String("run_id", run.ID), slog.String("workflow", run.Workflow),
@@ -108,4 +111,17 @@ func (e *Engine) callHook(ctx context.Context, name string, fn func()) {
 		e.log.LogAttrs(ctx, slog.LevelError, "flux: hook panicked; the run goes on", slog.String("hook", name),
 			slog.Any("error", err), slog.String("stack", stackOf(err)))
 	}
+}
+
+// emitTrace hands ev to the trace sink; a sink that panics is logged and the
+// run goes on.
+func (e *Engine) emitTrace(ctx context.Context, ev TraceEvent) {
+	defer func() {
+		if v := recover(); v != nil {
+			err := newPanicError(v)
+			e.log.LogAttrs(ctx, slog.LevelError, "flux: trace sink panicked; the run goes on",
+				slog.String("event", string(ev.Type)), slog.Any("error", err), slog.String("stack", err.Stack))
+		}
+	}()
+	e.trace.Emit(ev)
 }

@@ -63,11 +63,14 @@ const (
 	EventWorkflowComplete  EventType = "workflow:complete"
 	EventWorkflowError     EventType = "workflow:error"
 	EventWorkflowCancelled EventType = "workflow:cancelled"
-	EventStepStart         EventType = "step:start"
-	EventStepComplete      EventType = "step:complete"
-	EventStepSkipped       EventType = "step:skipped"
-	EventStepRetry         EventType = "step:retry"
-	EventStepError         EventType = "step:error"
+	// EventWorkflowInterrupted: the run stopped without finishing (engine
+	// Close, the caller's context, a lost lease) and stays resumable.
+	EventWorkflowInterrupted EventType = "workflow:interrupted"
+	EventStepStart           EventType = "step:start"
+	EventStepComplete        EventType = "step:complete"
+	EventStepSkipped         EventType = "step:skipped"
+	EventStepRetry           EventType = "step:retry"
+	EventStepError           EventType = "step:error"
 )
 
 // TraceEvent is one state transition as a trace sink receives it. Package
@@ -84,6 +87,7 @@ type TraceEvent struct {
 	Attempt    int // 1-based attempt of step events
 	MaxRetries int
 	Duration   time.Duration
+	Delay      time.Duration // step:retry: backoff before the next attempt
 	Err        string
 	Stack      string
 	Status     Status
