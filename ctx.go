@@ -25,7 +25,6 @@ type Ctx[In, Data any] struct {
 	run      *runInfo
 	step     string
 	attempt  int
-	deadline time.Time
 	ac       attemptContext
 }
 
@@ -33,8 +32,9 @@ type Ctx[In, Data any] struct {
 // cancelable context is made only when the handler first uses it, so
 // handlers that never look at their context cost no allocation for it.
 type attemptContext struct {
-	parent context.Context
-	mu     sync.Mutex
+	parent   context.Context
+	deadline time.Time // of the attempt's Timeout; zero for none
+	mu       sync.Mutex
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	cause  error // set when cancelled before ctx was made
@@ -45,16 +45,36 @@ func (a *attemptContext) get() context.Context {
 	defer a.mu.Unlock()
 	if a.ctx == nil {
 		a.ctx, a.cancel = context.WithCancelCause(a.parent)
-		if a.cause != nil {
+		if a.cause != nil && a.cause != context.DeadlineExceeded {
 			a.cancel(a.cause)
+		} else if !a.deadline.IsZero() {
+			// Err is DeadlineExceeded after the deadline, for this context
+			// and every context made from it; the cause is ErrTimeout.
+			var stop context.CancelFunc
+			cancel := a.cancel
+			a.ctx, stop = context.WithDeadlineCause(a.ctx, a.deadline, ErrTimeout)
+			a.cancel = func(cause error) { cancel(cause); stop() }
 		}
 	}
 	return a.ctx
 }
 
-// end cancels the attempt's context with cause.
+// end cancels the attempt's context with cause. For the watchdog's
+// ErrTimeout it waits for the context's own deadline, which has passed by
+// then, so that Err is DeadlineExceeded rather than Canceled.
 func (a *attemptContext) end(cause error) {
 	a.mu.Lock()
+	if cause == ErrTimeout && !a.deadline.IsZero() {
+		ctx := a.ctx
+		if ctx == nil {
+			a.cause = context.DeadlineExceeded
+		}
+		a.mu.Unlock()
+		if ctx != nil {
+			<-ctx.Done()
+		}
+		return
+	}
 	defer a.mu.Unlock()
 	if a.cancel != nil {
 		a.cancel(cause)
@@ -67,8 +87,8 @@ func (a *attemptContext) end(cause error) {
 // context the run was started with if that is earlier.
 func (c *Ctx[In, Data]) Deadline() (time.Time, bool) {
 	d, ok := c.ac.parent.Deadline()
-	if !c.deadline.IsZero() && (!ok || c.deadline.Before(d)) {
-		return c.deadline, true
+	if dl := c.ac.deadline; !dl.IsZero() && (!ok || dl.Before(d)) {
+		return dl, true
 	}
 	return d, ok
 }
@@ -77,16 +97,8 @@ func (c *Ctx[In, Data]) Deadline() (time.Time, bool) {
 func (c *Ctx[In, Data]) Done() <-chan struct{} { return c.ac.get().Done() }
 
 // Err implements context.Context. After the attempt's Timeout it is
-// context.DeadlineExceeded, as the context contract asks of a context whose
-// Deadline passed; the cause is ErrTimeout.
-func (c *Ctx[In, Data]) Err() error {
-	ctx := c.ac.get()
-	err := ctx.Err()
-	if err == context.Canceled && context.Cause(ctx) == ErrTimeout {
-		return context.DeadlineExceeded
-	}
-	return err
-}
+// context.DeadlineExceeded; its cause (context.Cause) is ErrTimeout.
+func (c *Ctx[In, Data]) Err() error { return c.ac.get().Err() }
 
 // Value implements context.Context.
 func (c *Ctx[In, Data]) Value(key any) any { return c.ac.get().Value(key) }

@@ -489,8 +489,8 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 	c.ac.parent = r.ctx
 	r.curAttempt, r.curStart, r.curCtx, r.curTimeout = attempt, start, &c.ac, timeout
 	if timeout > 0 {
-		c.deadline = start.Add(timeout)
-		r.deadline.Store(c.deadline.UnixNano())
+		c.ac.deadline = start.Add(timeout)
+		r.deadline.Store(c.ac.deadline.UnixNano())
 	} else {
 		// A late firing of an earlier attempt's timer must not end this one.
 		r.deadline.Store(math.MaxInt64)
