@@ -110,6 +110,7 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err != nil {
 		return nil, fmt.Errorf("flux: storing new run of %q: %w", w.name, err)
 	}
+	e.holdsLease(id)
 	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: rctx, data: data, snap: snap, trig: TriggerExecute, cur: -1}
 	r.info = runInfo{id: id, workflow: w.name, logger: e.log}
 	r.runEvent(EventWorkflowStart, nil)
@@ -265,6 +266,7 @@ func startClaimed[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, 
 	if err := json.Unmarshal(run.Input, &in); err != nil {
 		return nil, fmt.Errorf("%w: run %s: input does not decode as %T: %w", ErrCorrupt, run.ID, in, err)
 	}
+	e.holdsLease(run.ID)
 	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, snap: run.Data, trig: trig, cur: -1}
 	r.info = runInfo{id: run.ID, workflow: w.name, logger: e.log}
 	if run.Status != StatusRunning {
@@ -519,6 +521,11 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 		r.timer.Stop()
 	}
 	c.ac.end(context.Canceled)
+	if err != nil && timeout > 0 && errors.Is(err, context.DeadlineExceeded) && !time.Now().Before(c.ac.deadline) {
+		// The handler returned its context's error at the deadline, just
+		// before the watchdog would have said the same.
+		err = fmt.Errorf("%w after %s: %w", ErrTimeout, timeout, err)
+	}
 	if err == nil {
 		r.data = data
 	}
