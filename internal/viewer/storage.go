@@ -1,0 +1,303 @@
+package viewer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flux-go/flux"
+)
+
+// StorageOptions tune a [StorageSource]. The zero value is ready to use.
+type StorageOptions struct {
+	// PollInterval is how often the newest runs are checked for changes;
+	// 0 means one second.
+	PollInterval time.Duration
+	// WatchRuns is how many of the newest runs each poll compares; 0 means
+	// 200.
+	WatchRuns int
+	// SearchRuns is how many of the newest runs a text search looks at;
+	// 0 means 10000.
+	SearchRuns int
+}
+
+// StorageSource serves the runs of a [flux.Storage] (memory, SQLite,
+// PostgreSQL), through Storage.List and Storage.Get as flux.Engine.List and
+// Get read them. It notices changes by polling the newest runs.
+type StorageSource struct {
+	store flux.Storage
+	name  string
+	opt   StorageOptions
+
+	mu        sync.Mutex
+	workflows map[string]struct{}
+	skipped   map[string]map[int]bool // nodes seen skipped, by workflow
+	learned   map[string]time.Time    // when recent runs of a workflow were last looked at
+}
+
+// learnWindow is how many recent runs of a workflow Run looks at to tell
+// its conditional nodes, at most once per learnEvery.
+const (
+	learnWindow = 100
+	learnEvery  = 10 * time.Second
+)
+
+// NewStorageSource returns a source reading store; name says which store it
+// is (for example the database path) on the page.
+func NewStorageSource(store flux.Storage, name string, opt StorageOptions) *StorageSource {
+	if opt.PollInterval <= 0 {
+		opt.PollInterval = time.Second
+	}
+	if opt.WatchRuns <= 0 {
+		opt.WatchRuns = 200
+	}
+	if opt.SearchRuns <= 0 {
+		opt.SearchRuns = 10000
+	}
+	return &StorageSource{store: store, name: name, opt: opt,
+		workflows: map[string]struct{}{}, skipped: map[string]map[int]bool{}, learned: map[string]time.Time{}}
+}
+
+// learn remembers the workflows and the conditional nodes of runs.
+func (s *StorageSource) learn(runs []*flux.Run) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range runs {
+		s.workflows[r.Workflow] = struct{}{}
+		for i, st := range r.Steps {
+			if st.Status == flux.StatusSkipped {
+				m := s.skipped[r.Workflow]
+				if m == nil {
+					m = map[int]bool{}
+					s.skipped[r.Workflow] = m
+				}
+				m[i] = true
+			}
+		}
+	}
+}
+
+// learnWorkflow looks at the recent runs of workflow wf, so that a node
+// this run took is shown as a branch if other runs skipped it.
+func (s *StorageSource) learnWorkflow(ctx context.Context, wf string) {
+	s.mu.Lock()
+	fresh := time.Since(s.learned[wf]) < learnEvery
+	if !fresh {
+		s.learned[wf] = time.Now()
+	}
+	s.mu.Unlock()
+	if fresh {
+		return
+	}
+	if page, err := s.store.List(ctx, flux.Filter{Workflow: wf, Limit: learnWindow}); err == nil {
+		s.learn(page.Runs)
+	}
+}
+
+func (s *StorageSource) knownWorkflows() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	wfs := make([]string, 0, len(s.workflows))
+	for wf := range s.workflows {
+		wfs = append(wfs, wf)
+	}
+	slices.Sort(wfs)
+	return wfs
+}
+
+// Runs implements [Source]. A text search looks at the newest SearchRuns
+// runs (and at the run whose ID is the search text).
+func (s *StorageSource) Runs(ctx context.Context, q Query) (*Page, error) {
+	f := flux.Filter{Workflow: q.Workflow, Status: q.Status, Limit: q.pageSize(), Cursor: q.Cursor}
+	search := strings.TrimSpace(q.Search)
+	if search == "" {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("viewer: listing runs of %s: %w", s.name, err)
+		}
+		s.learn(page.Runs)
+		p := &Page{Runs: make([]RunSummary, 0, len(page.Runs)), Next: page.Next, Total: -1}
+		for _, r := range page.Runs {
+			p.Runs = append(p.Runs, summarize(r))
+		}
+		p.Note = corruptNote(page.Corrupt)
+		p.Workflows = s.knownWorkflows()
+		return p, nil
+	}
+
+	p := &Page{Runs: []RunSummary{}, Total: 0}
+	seen := map[string]bool{}
+	if r, err := s.store.Get(ctx, search); err == nil && f.Matches(r) {
+		s.learn([]*flux.Run{r})
+		p.Runs = append(p.Runs, summarize(r))
+		seen[r.ID] = true
+	}
+	size := q.pageSize()
+	f.Limit, f.Cursor = 1000, ""
+	scanned := 0
+	var corrupt []error
+	for scanned < s.opt.SearchRuns {
+		page, err := s.store.List(ctx, f)
+		if err != nil {
+			return nil, fmt.Errorf("viewer: searching runs of %s: %w", s.name, err)
+		}
+		s.learn(page.Runs)
+		corrupt = append(corrupt, page.Corrupt...)
+		for _, r := range page.Runs {
+			scanned++
+			sum := summarize(r)
+			if seen[r.ID] || !(containsFold(sum.ID, search) || containsFold(sum.Workflow, search) ||
+				containsFold(sum.Error, search) || containsFold(sum.FailedStep, search)) {
+				continue
+			}
+			seen[r.ID] = true
+			if len(p.Runs) < size {
+				p.Runs = append(p.Runs, sum)
+			}
+			p.Total++
+		}
+		if page.Next == "" {
+			break
+		}
+		f.Cursor = page.Next
+	}
+	p.Total = max(p.Total, len(p.Runs))
+	if scanned >= s.opt.SearchRuns {
+		p.Note = fmt.Sprintf("The search looked at the newest %d runs only.", scanned)
+	}
+	if len(p.Runs) < p.Total {
+		p.Note = strings.TrimSpace(p.Note + fmt.Sprintf(" Showing the first %d of %d matches: refine the search.", len(p.Runs), p.Total))
+	}
+	if n := corruptNote(corrupt); n != "" {
+		p.Note = strings.TrimSpace(p.Note + " " + n)
+	}
+	p.Workflows = s.knownWorkflows()
+	return p, nil
+}
+
+func corruptNote(errs []error) string {
+	if len(errs) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d runs could not be decoded, for example: %v", len(errs), errs[0])
+}
+
+// summarize turns a stored run into a list row.
+func summarize(r *flux.Run) RunSummary {
+	s := RunSummary{ID: r.ID, Workflow: r.Workflow, Status: r.Status, Steps: len(r.Steps), Error: r.Error}
+	if !r.CreatedAt.IsZero() {
+		s.StartedAt = r.CreatedAt.UnixMilli()
+	}
+	if !r.FinishedAt.IsZero() {
+		s.EndedAt = r.FinishedAt.UnixMilli()
+		d := float64(r.FinishedAt.Sub(r.CreatedAt).Microseconds()) / 1000
+		s.DurationMs = &d
+	} else if !r.UpdatedAt.IsZero() {
+		s.EndedAt = r.UpdatedAt.UnixMilli()
+	}
+	for _, st := range r.Steps {
+		for i, a := range st.Attempts {
+			s.Attempts++
+			if a.Error != "" && (i < len(st.Attempts)-1 || st.Status != flux.StatusFailed) {
+				s.Retries++
+			}
+		}
+		if st.Status == flux.StatusFailed && s.FailedStep == "" {
+			s.FailedStep = st.Name
+		}
+	}
+	return s
+}
+
+// Run implements [Source].
+func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) {
+	r, err := s.store.Get(ctx, id)
+	if err != nil {
+		if errors.Is(err, flux.ErrRunNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("viewer: reading run %s from %s: %w", id, s.name, err)
+	}
+	s.learn([]*flux.Run{r})
+	s.learnWorkflow(ctx, r.Workflow)
+	d := &RunDetail{RunSummary: summarize(r), Input: r.Input, Data: r.Data, Events: []Event{}, Nodes: make([]Node, 0, len(r.Steps))}
+	s.mu.Lock()
+	skipped := s.skipped[r.Workflow]
+	for i, st := range r.Steps {
+		n := Node{Index: i, Name: st.Name, Kind: st.Kind, Status: st.Status, Attempts: make([]Attempt, 0, len(st.Attempts)),
+			Conditional: skipped[i] || st.Status == flux.StatusSkipped, Reached: st.Status != flux.StatusPending || len(st.Attempts) > 0}
+		end := int64(0)
+		for _, a := range st.Attempts {
+			at := Attempt{Number: a.Number, Status: flux.StatusCompleted, StartMs: a.StartedAt.UnixMilli(),
+				DurationMs: float64(a.Duration.Microseconds()) / 1000, Error: a.Error, Stack: a.Stack}
+			at.EndMs = at.StartMs + a.Duration.Milliseconds()
+			switch {
+			case strings.HasPrefix(a.Error, "interrupted: "):
+				at.Status = statusInterrupted
+			case a.Error != "":
+				at.Status = flux.StatusFailed
+			}
+			end = at.EndMs
+			n.Attempts = append(n.Attempts, at)
+		}
+		if st.Status == flux.StatusRunning && r.Status == flux.StatusRunning {
+			// The running attempt is recorded when it ends.
+			start := end
+			if start == 0 && !st.StartedAt.IsZero() {
+				start = st.StartedAt.UnixMilli()
+			}
+			if start > 0 {
+				n.Attempts = append(n.Attempts, Attempt{Number: len(st.Attempts) + 1, Status: flux.StatusRunning, StartMs: start})
+			}
+		}
+		d.Nodes = append(d.Nodes, n)
+	}
+	s.mu.Unlock()
+	if d.Nodes == nil {
+		d.Nodes = []Node{}
+	}
+	if raw, err := json.MarshalIndent(r, "", "  "); err == nil {
+		d.Raw = raw
+	}
+	return d, nil
+}
+
+// State implements [Source].
+func (s *StorageSource) State(ctx context.Context) State {
+	return State{Kind: "storage", Name: s.name, Ready: true, Progress: 1, Runs: -1, Problems: []Problem{}}
+}
+
+// Watch implements [Source]: it compares the newest runs' versions every
+// PollInterval. A run older than the newest WatchRuns changes unnoticed.
+func (s *StorageSource) Watch(ctx context.Context, fn func(Change)) {
+	t := time.NewTicker(s.opt.PollInterval)
+	defer t.Stop()
+	var last map[string]int64
+	for {
+		page, err := s.store.List(ctx, flux.Filter{Limit: s.opt.WatchRuns})
+		if err == nil {
+			cur := make(map[string]int64, len(page.Runs))
+			var changed []string
+			for _, r := range page.Runs {
+				cur[r.ID] = r.Version
+				if v, ok := last[r.ID]; last != nil && (!ok || v != r.Version) {
+					changed = append(changed, r.ID)
+				}
+			}
+			if len(changed) > 0 {
+				fn(Change{Runs: changed})
+			}
+			last = cur
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,213 @@
+package viewer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/postgres"
+	"github.com/flux-go/flux/tracefile"
+)
+
+// checkSamples checks what a source shows of the runs of runSamples.
+func checkSamples(t *testing.T, src Source, ids map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	for kind, taken := range map[string]string{"route-auto": "auto-handle", "route-manual": "manual-review", "route-risk": "risk-audit"} {
+		d, err := src.Run(ctx, ids[kind])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Status != flux.StatusCompleted || d.Workflow != "event-routing" {
+			t.Errorf("%s: %s %s, want a completed event-routing run", kind, d.Workflow, d.Status)
+		}
+		for _, route := range []string{"auto-handle", "manual-review", "risk-audit"} {
+			n := nodeByName(t, d, route)
+			want := flux.StatusSkipped
+			if route == taken {
+				want = flux.StatusCompleted
+			}
+			if n.Status != want {
+				t.Errorf("%s: %s is %s, want %s", kind, route, n.Status, want)
+			}
+			if !n.Conditional {
+				t.Errorf("%s: %s is not marked conditional", kind, route)
+			}
+		}
+		if n := nodeByName(t, d, "notify"); n.Kind != flux.KindCommit {
+			t.Errorf("notify is a %s, want a commit", n.Kind)
+		}
+	}
+	d, err := src.Run(ctx, ids["order"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	charge := nodeByName(t, d, "charge")
+	if len(charge.Attempts) != 3 {
+		t.Fatalf("charge has %d attempts, want 3", len(charge.Attempts))
+	}
+	for i, a := range charge.Attempts {
+		want := flux.StatusFailed
+		if i == 2 {
+			want = flux.StatusCompleted
+		}
+		if a.Number != i+1 || a.Status != want || a.Estimated || a.StartMs == 0 {
+			t.Errorf("charge attempt %d = %+v, want #%d %s with a traced start", i, a, i+1, want)
+		}
+		if want == flux.StatusFailed && a.Error != "payment gateway timeout" {
+			t.Errorf("attempt %d error %q", i+1, a.Error)
+		}
+	}
+	if d.Retries != 2 {
+		t.Errorf("order retries = %d, want 2", d.Retries)
+	}
+	h, err := src.Run(ctx, ids["hostile"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h.Workflow != hostile || h.Status != flux.StatusFailed || h.Nodes[0].Name != hostile {
+		t.Errorf("hostile run = %s %s, first node %q", h.Workflow, h.Status, h.Nodes[0].Name)
+	}
+	p, err := src.Runs(ctx, Query{Status: []flux.Status{flux.StatusFailed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Runs) != 1 || p.Runs[0].ID != ids["hostile"] {
+		t.Errorf("failed runs = %v, want the hostile one", ids)
+	}
+	p, err = src.Runs(ctx, Query{Search: "ONMOUSEOVER"})
+	if err != nil || len(p.Runs) != 1 || p.Runs[0].ID != ids["hostile"] {
+		t.Errorf("search by error: %v %v, want the hostile run", p, err)
+	}
+	p, err = src.Runs(ctx, Query{Search: ids["order"][len(ids["order"])-12:]})
+	if err != nil || len(p.Runs) != 1 || p.Runs[0].ID != ids["order"] {
+		t.Errorf("search by ID prefix: %v %v", p, err)
+	}
+	p, err = src.Runs(ctx, Query{Workflow: "event-routing", Limit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Runs) != 2 || p.Next == "" {
+		t.Errorf("first page of routing runs: %d runs, next %q; want 2 and a cursor", len(p.Runs), p.Next)
+	}
+	p, err = src.Runs(ctx, Query{Workflow: "event-routing", Limit: 2, Cursor: p.Next})
+	if err != nil || len(p.Runs) != 1 {
+		t.Errorf("second page: %v %v, want the third routing run", p, err)
+	}
+	if _, err := src.Run(ctx, "missing"); !errors.Is(err, flux.ErrRunNotFound) {
+		t.Errorf("missing run: %v, want ErrRunNotFound", err)
+	}
+}
+
+func TestStorageSourceMemory(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	ids := runSamples(t, newEngine(t, flux.Config{Storage: store}))
+	checkSamples(t, NewStorageSource(store, "memory", StorageOptions{}), ids)
+}
+
+func TestStorageSourcePostgres(t *testing.T) {
+	url := os.Getenv("FLUX_POSTGRES_URL")
+	if url == "" {
+		t.Skip("FLUX_POSTGRES_URL is not set; set it to a PostgreSQL URL to test the viewer on a postgres store")
+	}
+	t.Parallel()
+	ctx := context.Background()
+	store, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ids := runSamples(t, newEngine(t, flux.Config{Storage: store}))
+	src := NewStorageSource(store, "postgres", StorageOptions{})
+	ctx2 := context.Background()
+	for _, id := range ids {
+		if _, err := src.Run(ctx2, id); err != nil {
+			t.Fatalf("run %s: %v", id, err)
+		}
+	}
+	d, err := src.Run(ctx2, ids["order"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeByName(t, d, "charge"); len(n.Attempts) != 3 {
+		t.Errorf("charge has %d attempts in postgres, want 3", len(n.Attempts))
+	}
+	d, err = src.Run(ctx2, ids["route-risk"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeByName(t, d, "auto-handle"); n.Status != flux.StatusSkipped {
+		t.Errorf("auto-handle %s in postgres, want skipped", n.Status)
+	}
+}
+
+func TestStorageSourceWatch(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	e := newEngine(t, flux.Config{Storage: store})
+	src := NewStorageSource(store, "memory", StorageOptions{PollInterval: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan Change, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		src.Watch(ctx, func(c Change) {
+			select {
+			case got <- c:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	var in routeIn
+	in.Payload.Kind = "risk"
+	// The first poll may or may not see the run: start it until a change
+	// names it.
+	res, err := flux.Execute(context.Background(), e, routingFlow, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-got:
+			for _, id := range c.Runs {
+				if id == res.ID {
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatal("no change named the new run")
+		}
+	}
+}
+
+// TestEngineTraceFile runs the samples with the tracefile sink and checks
+// the trace source shows them as the storage does.
+func TestEngineTraceFile(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), ".flux", "trace.ndjson")
+	sink, err := tracefile.New(path, tracefile.Reset(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := runSamples(t, newEngine(t, flux.Config{Trace: sink}))
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src := openTrace(t, path, TraceOptions{})
+	ready(t, src)
+	checkSamples(t, src, ids)
+	d, err := src.Run(context.Background(), ids["hostile"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Error == "" || d.FailedStep != "fail "+hostile {
+		t.Errorf("hostile run error %q at %q", d.Error, d.FailedStep)
+	}
+}
