@@ -26,25 +26,33 @@ func makeQueries(schema string) queries {
 		schema:     schema,
 		runs:       schema + ".runs",
 		migrations: schema + ".schema_migrations",
+		// The writes of a group commit go as one statement per kind, their
+		// fields as arrays: a row comes back for each write that applied.
 		create: r(`INSERT INTO {runs}
 			(id, workflow, status, version, owner, lease_until, created_at, created_ns, updated_at, body)
-			VALUES ($1, $2, $3, 1, $4::text,
-				CASE WHEN $4::text <> '' THEN now() + $5::bigint * interval '1 microsecond' END,
-				$6, $7, $8, $9)
+			SELECT v.id, v.workflow, v.status, 1, v.owner,
+				CASE WHEN v.owner <> '' THEN now() + v.lease * interval '1 microsecond' END,
+				v.created_at, v.created_ns, v.updated_at, v.body
+			FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[],
+				$6::timestamptz[], $7::bigint[], $8::timestamptz[], $9::bytea[])
+				AS v(id, workflow, status, owner, lease, created_at, created_ns, updated_at, body)
 			ON CONFLICT (id) DO NOTHING
-			RETURNING lease_until`),
-		// $6 > 0 extends the lease, 0 keeps it, < 0 releases it.
-		update: r(`UPDATE {runs} SET
-				status = $4, version = version + 1, owner = $5,
+			RETURNING id, lease_until`),
+		// A lease > 0 extends the lease, 0 keeps it, < 0 releases it.
+		update: r(`UPDATE {runs} r SET
+				status = v.status, version = r.version + 1, owner = v.new_owner,
 				lease_until = CASE
-					WHEN $6::bigint > 0 THEN now() + $6::bigint * interval '1 microsecond'
-					WHEN $6::bigint < 0 THEN NULL
-					ELSE lease_until END,
-				updated_at = $7, body = $8
-			WHERE id = $1 AND version = $2 AND (owner = $3 OR owner = '')
-			RETURNING lease_until`),
-		why: r(`SELECT version, owner FROM {runs} WHERE id = $1`),
-		get: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs} WHERE id = $1`),
+					WHEN v.lease > 0 THEN now() + v.lease * interval '1 microsecond'
+					WHEN v.lease < 0 THEN NULL
+					ELSE r.lease_until END,
+				updated_at = v.updated_at, body = v.body
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::bigint[],
+				$7::timestamptz[], $8::bytea[])
+				AS v(id, version, owner, status, new_owner, lease, updated_at, body)
+			WHERE r.id = v.id AND r.version = v.version AND (r.owner = v.owner OR r.owner = '')
+			RETURNING r.id, r.lease_until`),
+		why:  r(`SELECT version, owner FROM {runs} WHERE id = $1`),
+		get:  r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs} WHERE id = $1`),
 		list: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs}`),
 		claim: r(`UPDATE {runs} SET
 				owner = $2, lease_until = now() + $3::bigint * interval '1 microsecond', version = version + 1

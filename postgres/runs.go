@@ -39,10 +39,10 @@ func (s *Store) Create(ctx context.Context, run *flux.Run, lease time.Duration) 
 	if err != nil {
 		return fmt.Errorf("postgres: encoding run %s: %w", run.ID, err)
 	}
-	res := s.submit(ctx, &writeReq{id: run.ID, sql: s.sql.create, args: []any{
-		run.ID, run.Workflow, string(run.Status), run.Owner, leaseMicros(lease),
-		run.CreatedAt, run.CreatedAt.UnixNano(), run.UpdatedAt, body,
-	}})
+	res := s.submit(ctx, &writeReq{
+		create: true, id: run.ID, workflow: run.Workflow, status: string(run.Status), newOwner: run.Owner,
+		lease: leaseMicros(lease), created: run.CreatedAt, updated: run.UpdatedAt, body: body,
+	})
 	switch {
 	case res.err != nil:
 		return fmt.Errorf("postgres: creating run %s: %w", run.ID, res.err)
@@ -64,9 +64,10 @@ func (s *Store) Update(ctx context.Context, run *flux.Run, lease time.Duration) 
 	if lease < 0 {
 		owner = ""
 	}
-	res := s.submit(ctx, &writeReq{id: run.ID, sql: s.sql.update, args: []any{
-		run.ID, run.Version, run.Owner, string(run.Status), owner, leaseMicros(lease), run.UpdatedAt, body,
-	}})
+	res := s.submit(ctx, &writeReq{
+		id: run.ID, version: run.Version, owner: run.Owner, newOwner: owner, status: string(run.Status),
+		lease: leaseMicros(lease), updated: run.UpdatedAt, body: body,
+	})
 	switch {
 	case res.err != nil:
 		return fmt.Errorf("postgres: updating run %s: %w", run.ID, res.err)

@@ -24,18 +24,26 @@ const batchTimeout = time.Minute
 // errClosed is the error of a write to a closed store.
 var errClosed = fmt.Errorf("postgres: store is closed: %w", flux.ErrClosed)
 
-// writeReq is one Create or Update waiting for a group commit. The statement
-// returns one row (lease_until) when it took effect and none when its
-// condition failed.
+// writeReq is one Create or Update waiting for a group commit.
 type writeReq struct {
-	id   string
-	sql  string
-	args []any
+	create bool
+	id     string
+	// version and owner are the compare-and-set condition of an update.
+	version  int64
+	owner    string
+	newOwner string // an update's new owner; a create's owner
+	workflow string // of a create
+	status   string
+	lease    int64 // microseconds, as leaseMicros
+	created  time.Time
+	updated  time.Time
+	body     []byte
+
 	done chan writeRes // buffered, receives exactly one result
 }
 
 type writeRes struct {
-	applied    bool
+	applied    bool // false: the create's ID was taken, or the update's condition failed
 	leaseUntil *time.Time
 	err        error
 }
@@ -82,63 +90,142 @@ func (s *Store) writer() {
 	}
 }
 
-// commit runs batch as one pipelined transaction and delivers each result.
-// If the server rejects a statement, the whole transaction rolls back, so
-// each write is then retried on its own: one bad write never fails the
-// others.
+// commit runs batch as one transaction and delivers each result. If the
+// server rejects a statement, the whole transaction rolls back, so each write
+// is then retried on its own: one bad write never fails the others.
 func (s *Store) commit(batch []*writeReq) {
-	// Rows are locked in ID order by every multi-row write, so concurrent
-	// batches cannot deadlock.
-	slices.SortStableFunc(batch, func(a, b *writeReq) int { return cmp.Compare(a.id, b.id) })
-	res, err := s.exec(batch)
+	err := s.exec(batch)
 	var pgErr *pgconn.PgError
 	if err != nil && len(batch) > 1 && errors.As(err, &pgErr) {
 		for _, r := range batch {
-			one, err := s.exec([]*writeReq{r})
-			if err != nil {
-				one = []writeRes{{err: err}}
+			if err := s.exec([]*writeReq{r}); err != nil {
+				r.done <- writeRes{err: err}
 			}
-			r.done <- one[0]
 		}
 		return
 	}
-	for i, r := range batch {
+	for _, r := range batch {
 		if err != nil {
 			r.done <- writeRes{err: err}
-		} else {
-			r.done <- res[i]
 		}
 	}
 }
 
-// exec sends the batch: without an explicit BEGIN, the statements of one
-// pipeline up to its Sync form one implicit transaction, committed in the
-// same round trip.
-func (s *Store) exec(batch []*writeReq) ([]writeRes, error) {
+// exec sends batch as one pipeline of statements, each carrying many writes
+// as arrays, and delivers the results if it commits. Without an explicit
+// BEGIN, the statements of one pipeline up to its Sync form one implicit
+// transaction, committed in the same round trip.
+func (s *Store) exec(batch []*writeReq) error {
+	// Rows are locked in ID order by every multi-row write, so concurrent
+	// batches cannot deadlock.
+	slices.SortStableFunc(batch, func(a, b *writeReq) int {
+		if a.create != b.create {
+			if a.create {
+				return -1
+			}
+			return 1
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	// One statement affects a row once, so writes to the same run (a
+	// cancel racing a checkpoint, say) go in later statements, in order.
+	var stmts [][]*writeReq
+	for i := 0; i < len(batch); {
+		j := i + 1
+		for j < len(batch) && batch[j].create == batch[i].create {
+			j++
+		}
+		stmts = appendRounds(stmts, batch[i:j])
+		i = j
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
-	b := &pgx.Batch{QueuedQueries: make([]*pgx.QueuedQuery, 0, len(batch))}
-	for _, r := range batch {
-		b.Queue(r.sql, r.args...)
+	b := &pgx.Batch{}
+	for _, st := range stmts {
+		if st[0].create {
+			b.Queue(s.sql.create, createArgs(st)...)
+		} else {
+			b.Queue(s.sql.update, updateArgs(st)...)
+		}
 	}
 	br := s.pool.SendBatch(ctx, b)
-	res := make([]writeRes, len(batch))
+	res := make(map[*writeReq]writeRes, len(batch))
 	var err error
-	for i := range batch {
-		var lu *time.Time
-		switch e := br.QueryRow().Scan(&lu); {
-		case e == nil:
-			res[i] = writeRes{applied: true, leaseUntil: lu}
-		case errors.Is(e, pgx.ErrNoRows):
-		case err == nil:
-			err = e
+	for _, st := range stmts {
+		byID := make(map[string]*writeReq, len(st))
+		for _, r := range st {
+			byID[r.id] = r
+			res[r] = writeRes{}
+		}
+		rows, qerr := br.Query()
+		if qerr == nil {
+			var id string
+			var lu *time.Time
+			_, qerr = pgx.ForEachRow(rows, []any{&id, &lu}, func() error {
+				if r := byID[id]; r != nil {
+					res[r] = writeRes{applied: true, leaseUntil: lu}
+				}
+				return nil
+			})
+		}
+		if err == nil {
+			err = qerr
 		}
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return res, nil
+	for r, v := range res {
+		r.done <- v
+	}
+	return nil
+}
+
+// appendRounds splits writes, sorted by ID, into groups without a repeated
+// ID, keeping the order of the writes to each run.
+func appendRounds(stmts [][]*writeReq, writes []*writeReq) [][]*writeReq {
+	for len(writes) > 0 {
+		var round, rest []*writeReq
+		for i, r := range writes {
+			if i > 0 && r.id == writes[i-1].id {
+				rest = append(rest, r)
+			} else {
+				round = append(round, r)
+			}
+		}
+		stmts = append(stmts, round)
+		writes = rest
+	}
+	return stmts
+}
+
+func createArgs(rs []*writeReq) []any {
+	n := len(rs)
+	id, wf, st, owner := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	lease, ns := make([]int64, n), make([]int64, n)
+	created, updated := make([]time.Time, n), make([]time.Time, n)
+	body := make([][]byte, n)
+	for i, r := range rs {
+		id[i], wf[i], st[i], owner[i] = r.id, r.workflow, r.status, r.newOwner
+		lease[i], ns[i] = r.lease, r.created.UnixNano()
+		created[i], updated[i], body[i] = r.created, r.updated, r.body
+	}
+	return []any{id, wf, st, owner, lease, created, ns, updated, body}
+}
+
+func updateArgs(rs []*writeReq) []any {
+	n := len(rs)
+	id, owner, st, newOwner := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	version, lease := make([]int64, n), make([]int64, n)
+	updated := make([]time.Time, n)
+	body := make([][]byte, n)
+	for i, r := range rs {
+		id[i], version[i], owner[i], st[i], newOwner[i] = r.id, r.version, r.owner, r.status, r.newOwner
+		lease[i], updated[i], body[i] = r.lease, r.updated, r.body
+	}
+	return []any{id, version, owner, st, newOwner, lease, updated, body}
 }
