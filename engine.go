@@ -68,6 +68,10 @@ type Engine struct {
 type activeRun struct {
 	cancel context.CancelCauseFunc
 	done   chan struct{}
+	// leased is set (under Engine.mu) once the run's lease is this engine's:
+	// before that, the stored run is absent or another owner's, and the
+	// heartbeat must neither renew it nor take it for a lost lease.
+	leased bool
 }
 
 // NewEngine returns an engine configured by cfg.
@@ -157,6 +161,16 @@ func (e *Engine) begin(ctx context.Context, id string) (context.Context, *active
 	return rctx, a, nil
 }
 
+// holdsLease records that this engine now holds the lease of run id, so the
+// heartbeat renews it.
+func (e *Engine) holdsLease(id string) {
+	e.mu.Lock()
+	if a := e.active[id]; a != nil {
+		a.leased = true
+	}
+	e.mu.Unlock()
+}
+
 func (e *Engine) end(id string, a *activeRun) {
 	e.mu.Lock()
 	delete(e.active, id)
@@ -233,8 +247,10 @@ func (e *Engine) heartbeat() {
 		}
 		e.mu.Lock()
 		ids := make([]string, 0, len(e.active))
-		for id := range e.active {
-			ids = append(ids, id)
+		for id, a := range e.active {
+			if a.leased {
+				ids = append(ids, id)
+			}
 		}
 		e.mu.Unlock()
 		if len(ids) == 0 {
