@@ -171,6 +171,14 @@ func (e *Engine) holdsLease(id string) {
 	e.mu.Unlock()
 }
 
+// executesLeased reports whether run id executes here holding its lease.
+func (e *Engine) executesLeased(id string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	a := e.active[id]
+	return a != nil && a.leased
+}
+
 func (e *Engine) end(id string, a *activeRun) {
 	e.mu.Lock()
 	delete(e.active, id)
@@ -352,7 +360,14 @@ func (e *Engine) RecoverNow() int {
 	for _, run := range runs {
 		e.mu.Lock()
 		w := e.registry[run.Workflow]
+		_, here := e.active[run.ID]
 		e.mu.Unlock()
+		if here {
+			// Its lease lapsed before the heartbeat renewed it, and the
+			// claim renewed it instead: its runner here carries on (see
+			// runner.persistCtx), or, not holding the lease yet, claims it.
+			continue
+		}
 		e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
 		e.wg.Add(1)
 		go func() {
