@@ -109,7 +109,7 @@ func (p *parser) parse(s []byte) (Record, error) {
 	} else {
 		for {
 			if i >= len(s) || s[i] != '"' {
-				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "invalid character %s: want an object key (a string)", describe(s, i)))
+				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "unexpected %s: want an object key (a string)", describe(s, i)))
 			}
 			kstart := i
 			var info strInfo
@@ -124,7 +124,7 @@ func (p *parser) parse(s []byte) (Record, error) {
 			}
 			i = skipWS(s, i)
 			if i >= len(s) || s[i] != ':' {
-				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "invalid character %s after object key: want ':'", describe(s, i)))
+				return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "unexpected %s after object key: want ':'", describe(s, i)))
 			}
 			i = skipWS(s, i+1)
 			i, err = p.field(&rec, &nums, fieldName(key), s, i, validUTF8, &fieldErr)
@@ -140,7 +140,7 @@ func (p *parser) parse(s []byte) (Record, error) {
 				i++
 				break
 			}
-			return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "invalid character %s: want ',' or '}'", describe(s, i)))
+			return Record{}, fmt.Errorf("%w %w", ErrInvalidJSON, errAt(i, "unexpected %s: want ',' or '}'", describe(s, i)))
 		}
 	}
 	if i = skipWS(s, i); i != len(s) {

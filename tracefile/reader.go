@@ -46,14 +46,19 @@ type Reader struct {
 	line     int   // number of the last line returned or skipped
 	offset   int64 // bytes consumed through the last complete line
 	pending  []byte
-	skipping bool  // in a line longer than MaxLineSize
+	skipping bool  // in a line longer than maxLine
 	skipped  int64 // bytes of that line read so far
+	maxLine  int   // MaxLineSize, smaller in tests
 }
 
 // NewReader returns a Reader of the trace file read from r. It buffers its
 // reads.
 func NewReader(r io.Reader) *Reader {
-	return &Reader{br: bufio.NewReaderSize(r, 64<<10), p: parser{intern: make(map[string]string)}}
+	return newReader(r, 64<<10, MaxLineSize)
+}
+
+func newReader(r io.Reader, bufSize, maxLine int) *Reader {
+	return &Reader{br: bufio.NewReaderSize(r, bufSize), p: parser{intern: make(map[string]string)}, maxLine: maxLine}
 }
 
 // Follow sets follow mode. In follow mode, reaching the end of the stream in
@@ -95,10 +100,10 @@ func (r *Reader) Next() (Record, error) {
 			r.line++
 			r.offset += int64(len(data))
 			body := bytes.TrimSuffix(data[:len(data)-1], []byte{'\r'})
-			if len(body) > MaxLineSize {
+			if len(body) > r.maxLine {
 				r.resetPending()
 				return Record{}, &LineError{Line: r.line, Offset: start, TooLong: true,
-					Err: fmt.Errorf("%w: %d bytes, more than %d; skipped", ErrLineTooLong, len(body), MaxLineSize)}
+					Err: fmt.Errorf("%w: %d bytes, more than %d; skipped", ErrLineTooLong, len(body), r.maxLine)}
 			}
 			rec, perr := r.parse(body, start, false)
 			r.resetPending()
@@ -123,6 +128,11 @@ func (r *Reader) Next() (Record, error) {
 			if r.skipping {
 				return Record{}, r.endSkip(0, true)
 			}
+			if len(r.pending) > r.maxLine {
+				r.skipping, r.skipped = true, int64(len(r.pending))
+				r.resetPending()
+				return Record{}, r.endSkip(0, true)
+			}
 			r.line++
 			rec, perr := r.parse(r.pending, r.offset, true)
 			r.resetPending()
@@ -135,12 +145,12 @@ func (r *Reader) Next() (Record, error) {
 }
 
 // grow adds a chunk of an unfinished line to pending, or starts skipping
-// the line once it is longer than MaxLineSize (plus room for "\r").
+// the line once it is longer than maxLine (plus room for "\r").
 func (r *Reader) grow(chunk []byte) {
 	switch {
 	case r.skipping:
 		r.skipped += int64(len(chunk))
-	case len(r.pending)+len(chunk) > MaxLineSize+1:
+	case len(r.pending)+len(chunk) > r.maxLine+1:
 		r.skipping = true
 		r.skipped = int64(len(r.pending) + len(chunk))
 		r.resetPending()
@@ -157,10 +167,10 @@ func (r *Reader) endSkip(n int64, truncated bool) error {
 	r.skipping, r.skipped = false, 0
 	le := &LineError{Line: r.line, Offset: start, TooLong: true, Truncated: truncated}
 	if truncated {
-		le.Err = fmt.Errorf("%w: %d bytes without a newline at the end, more than %d; skipped", ErrLineTooLong, size, MaxLineSize)
+		le.Err = fmt.Errorf("%w: %d bytes without a newline at the end, more than %d; skipped", ErrLineTooLong, size, r.maxLine)
 	} else {
 		r.offset += size
-		le.Err = fmt.Errorf("%w: %d bytes, more than %d; skipped", ErrLineTooLong, size-1, MaxLineSize)
+		le.Err = fmt.Errorf("%w: %d bytes, more than %d; skipped", ErrLineTooLong, size-1, r.maxLine)
 	}
 	return le
 }

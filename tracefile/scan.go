@@ -90,7 +90,7 @@ func scanString(s []byte, i int, out *[]byte) (int, strInfo, error) {
 						return 0, info, errAt(k, "unexpected end of line in \\u escape")
 					}
 					if !isHex(s[k]) {
-						return 0, info, errAt(k, "invalid character %s in \\u escape", describe(s, k))
+						return 0, info, errAt(k, "unexpected %s in \\u escape", describe(s, k))
 					}
 				}
 				i += 6
@@ -249,7 +249,7 @@ func scanValue(s []byte, i, depth int, out *[]byte) (int, error) {
 				*out = append(*out, s[start:i]...)
 			}
 		default:
-			return 0, errAt(i, "invalid character %s: want a value", describe(s, i))
+			return 0, errAt(i, "unexpected %s: want a value", describe(s, i))
 		}
 		// A value ended at s[i]: close containers until one continues.
 		for {
@@ -272,7 +272,7 @@ func scanValue(s []byte, i, depth int, out *[]byte) (int, error) {
 				continue
 			}
 			if s[i] != ',' {
-				return 0, errAt(i, "invalid character %s: want ',' or %q", describe(s, i), closer)
+				return 0, errAt(i, "unexpected %s: want ',' or %q", describe(s, i), closer)
 			}
 			emit(',')
 			i++
@@ -290,7 +290,7 @@ func scanValue(s []byte, i, depth int, out *[]byte) (int, error) {
 // the index after the colon.
 func scanKey(s []byte, i int, out *[]byte) (int, error) {
 	if i >= len(s) || s[i] != '"' {
-		return 0, errAt(i, "invalid character %s: want an object key (a string)", describe(s, i))
+		return 0, errAt(i, "unexpected %s: want an object key (a string)", describe(s, i))
 	}
 	i, _, err := scanString(s, i, out)
 	if err != nil {
@@ -298,7 +298,7 @@ func scanKey(s []byte, i int, out *[]byte) (int, error) {
 	}
 	i = skipWS(s, i)
 	if i >= len(s) || s[i] != ':' {
-		return 0, errAt(i, "invalid character %s after object key: want ':'", describe(s, i))
+		return 0, errAt(i, "unexpected %s after object key: want ':'", describe(s, i))
 	}
 	if out != nil {
 		*out = append(*out, ':')
