@@ -1,0 +1,216 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"github.com/flux-go/flux"
+)
+
+// A write is a request to the writer goroutine. Its op runs inside the
+// writer's transaction; the caller learns the outcome once that transaction
+// committed.
+type request struct {
+	state atomic.Int32 // pending, taken or abandoned
+	op    func(t *txn) error
+	err   error
+	done  chan struct{}
+}
+
+const (
+	pending int32 = iota
+	taken
+	abandoned
+)
+
+// txn is what an op may use: the writer's connection, in a transaction.
+type txn struct {
+	*writeStmts
+	conn *sql.Conn
+}
+
+// bg is the context of the writer's statements: a caller that gives up must
+// not interrupt a batch holding other callers' writes.
+var bg = context.Background()
+
+// submit queues op for the writer and waits for its outcome. If ctx ends
+// before the writer took the op, the op never runs.
+func (s *Store) submit(ctx context.Context, op func(t *txn) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r := &request{op: op, done: make(chan struct{})}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.queue = append(s.queue, r)
+	s.mu.Unlock()
+	s.signal()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		if r.state.CompareAndSwap(pending, abandoned) {
+			return ctx.Err()
+		}
+		<-r.done // the writer has it: its outcome is the truth
+		return r.err
+	}
+}
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writer commits the queued writes in batches until the store is closed and
+// the queue drained.
+func (s *Store) writer() {
+	defer close(s.exited)
+	var batch []*request
+	for {
+		s.mu.Lock()
+		for len(s.queue) == 0 && !s.closed {
+			s.mu.Unlock()
+			<-s.wake
+			s.mu.Lock()
+		}
+		if len(s.queue) == 0 {
+			s.mu.Unlock()
+			return
+		}
+		batch, s.queue = s.queue, batch[:0]
+		s.mu.Unlock()
+
+		live := batch[:0:0]
+		for _, r := range batch {
+			if r.state.CompareAndSwap(pending, taken) {
+				live = append(live, r)
+			}
+		}
+		for len(live) > 0 {
+			live = s.commit(live)
+		}
+		clear(batch)
+	}
+}
+
+// commit runs reqs in one transaction and reports their outcomes. If an op
+// fails in a way that may have left the transaction unusable, commit rolls
+// back, reports the failure to that op alone, and returns the others to be
+// run again.
+func (s *Store) commit(reqs []*request) (again []*request) {
+	t := &txn{writeStmts: &s.w, conn: s.conn}
+	if _, err := s.w.begin.ExecContext(bg); err != nil {
+		finish(reqs, fmt.Errorf("sqlite: starting a transaction: %w", err))
+		return nil
+	}
+	for i, r := range reqs {
+		r.err = r.op(t)
+		if r.err != nil && !isOutcome(r.err) {
+			s.rollback()
+			finish(reqs[i:i+1], r.err)
+			return append(append([]*request(nil), reqs[:i]...), reqs[i+1:]...)
+		}
+	}
+	if _, err := s.w.commit.ExecContext(bg); err != nil {
+		s.rollback()
+		finish(reqs, fmt.Errorf("sqlite: committing: %w", err))
+		return nil
+	}
+	for _, r := range reqs {
+		close(r.done)
+	}
+	return nil
+}
+
+func (s *Store) rollback() {
+	// After some errors SQLite has already rolled back; then this fails,
+	// harmlessly.
+	_, _ = s.w.rollback.ExecContext(bg)
+}
+
+func finish(reqs []*request, err error) {
+	for _, r := range reqs {
+		r.err = err
+		close(r.done)
+	}
+}
+
+// isOutcome reports whether err is an answer of the Storage contract, from
+// an op that wrote nothing, rather than a failure of the database.
+func isOutcome(err error) bool {
+	for _, e := range []error{flux.ErrConflict, flux.ErrLeaseLost, flux.ErrRunNotFound, flux.ErrRunExists, flux.ErrRunActive, flux.ErrCorrupt} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// writeStmts are the writer's statements, prepared on its connection.
+type writeStmts struct {
+	begin, commit, rollback *sql.Stmt
+
+	insert       *sql.Stmt
+	update       *sql.Stmt // with a new lease (or none)
+	updateKeep   *sql.Stmt // keeping the lease, returning it
+	versionOwner *sql.Stmt
+	selectRun    *sql.Stmt
+	claim        *sql.Stmt
+	expired      *sql.Stmt
+	extend       *sql.Stmt
+}
+
+func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
+	for _, p := range []struct {
+		s   **sql.Stmt
+		sql string
+	}{
+		{&w.begin, "BEGIN IMMEDIATE"},
+		{&w.commit, "COMMIT"},
+		{&w.rollback, "ROLLBACK"},
+		{&w.insert, `INSERT INTO runs (id, workflow, status, version, owner, lease_until, created_at, updated_at, body)
+			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&w.update, `UPDATE runs SET workflow = ?, status = ?, version = version + 1, owner = ?, lease_until = ?,
+			created_at = ?, updated_at = ?, body = ?
+			WHERE id = ? AND version = ? AND owner IN (?, '')`},
+		{&w.updateKeep, `UPDATE runs SET workflow = ?, status = ?, version = version + 1, owner = ?,
+			created_at = ?, updated_at = ?, body = ?
+			WHERE id = ? AND version = ? AND owner IN (?, '') RETURNING lease_until`},
+		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
+		{&w.selectRun, "SELECT " + runColumns + " FROM runs WHERE id = ?"},
+		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ?"},
+		{&w.expired, `SELECT ` + runColumns + ` FROM runs
+			WHERE status IN ('pending', 'running') AND workflow IN (SELECT value FROM json_each(?))
+			AND (owner = '' OR lease_until <= ?)
+			ORDER BY created_at, id`},
+		{&w.extend, `UPDATE runs SET lease_until = ?
+			WHERE owner = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id`},
+	} {
+		st, err := conn.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.close()
+			return fmt.Errorf("preparing %q: %w", p.sql, err)
+		}
+		*p.s = st
+	}
+	return nil
+}
+
+func (w *writeStmts) close() error {
+	var errs []error
+	for _, s := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.insert, w.update, w.updateKeep, w.versionOwner, w.selectRun, w.claim, w.expired, w.extend} {
+		if s != nil {
+			errs = append(errs, s.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
