@@ -60,4 +60,15 @@ func benchUpdate(b *testing.B, concurrency int, opts ...postgres.Option) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+	if batches, writes := postgres.BatchStats(s); batches > 0 {
+		b.ReportMetric(float64(writes)/float64(batches), "writes/commit")
+	}
+}
+
+// BenchmarkUpdateWriters compares numbers of group-commit writers at
+// concurrency 32.
+func BenchmarkUpdateWriters(b *testing.B) {
+	for _, w := range []int{1, 2, 4, 8} {
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchUpdate(b, 32, postgres.Writers(w)) })
+	}
 }

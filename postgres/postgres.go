@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flux-go/flux"
@@ -40,6 +41,9 @@ type Store struct {
 	done chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+
+	// batches and writes count group commits and the writes they carried.
+	batches, writes atomic.Int64
 }
 
 var _ flux.Storage = (*Store)(nil)

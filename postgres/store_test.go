@@ -466,3 +466,38 @@ func TestClosedStoreRefusesWrites(t *testing.T) {
 		t.Errorf("Update after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestGroupCommitIsolatesRejectedWrite: a write the server rejects (a NUL
+// byte in a text column) fails alone; the writes committed with it succeed.
+func TestGroupCommitIsolatesRejectedWrite(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, postgres.Writers(1))
+	ctx := t.Context()
+	const n = 40
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wf := "w"
+		if i == n/2 {
+			wf = "bad\x00name"
+		}
+		wg.Go(func() { errs[i] = s.Create(ctx, newRun(fmt.Sprintf("i%02d", i), wf, flux.StatusRunning, created), time.Minute) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == n/2 {
+			if err == nil {
+				t.Errorf("Create with a NUL byte in the workflow name succeeded")
+			}
+			if _, gerr := s.Get(ctx, fmt.Sprintf("i%02d", i)); !errors.Is(gerr, flux.ErrRunNotFound) {
+				t.Errorf("rejected run was stored: %v", gerr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("Create %d: %v", i, err)
+		}
+	}
+	batches, writes := postgres.BatchStats(s)
+	t.Logf("%d writes in %d commits", writes, batches)
+}

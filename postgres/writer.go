@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -76,6 +77,8 @@ func (s *Store) writer() {
 		case <-s.done:
 			return
 		}
+		// Let the callers that are ready to write join this commit.
+		runtime.Gosched()
 	drain:
 		for len(batch) < maxBatch {
 			select {
@@ -94,6 +97,8 @@ func (s *Store) writer() {
 // server rejects a statement, the whole transaction rolls back, so each write
 // is then retried on its own: one bad write never fails the others.
 func (s *Store) commit(batch []*writeReq) {
+	s.batches.Add(1)
+	s.writes.Add(int64(len(batch)))
 	err := s.exec(batch)
 	var pgErr *pgconn.PgError
 	if err != nil && len(batch) > 1 && errors.As(err, &pgErr) {
