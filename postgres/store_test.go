@@ -481,7 +481,9 @@ func TestGroupCommitIsolatesRejectedWrite(t *testing.T) {
 		if i == n/2 {
 			wf = "bad\x00name"
 		}
-		wg.Go(func() { errs[i] = s.Create(ctx, newRun(fmt.Sprintf("i%02d", i), wf, flux.StatusRunning, created), time.Minute) })
+		wg.Go(func() {
+			errs[i] = s.Create(ctx, newRun(fmt.Sprintf("i%02d", i), wf, flux.StatusRunning, created), time.Minute)
+		})
 	}
 	wg.Wait()
 	for i, err := range errs {
