@@ -230,6 +230,14 @@ func claimAndRun[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, D
 	if err != nil {
 		return nil, err
 	}
+	if claimed.Status == StatusCompleted || (trig == TriggerExecute && claimed.Status.Final()) {
+		// Its owner finished it between the read and the claim: give the
+		// lease back and return the run as it stopped.
+		if err := e.store.Update(context.WithoutCancel(ctx), claimed.Clone(), ReleaseLease); err != nil {
+			e.log.Warn("flux: releasing the lease of a finished run failed", "run_id", run.ID, "error", err)
+		}
+		return stoppedResult(w, claimed)
+	}
 	if err := reconcile(w, claimed, len(claimed.Steps)); err != nil {
 		return nil, err
 	}
