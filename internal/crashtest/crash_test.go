@@ -1,0 +1,344 @@
+package crashtest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/flux-go/flux"
+)
+
+const (
+	crashRuns        = 16
+	crashConcurrency = 4
+	// crashLease is short so that recovery starts soon after the kill; the
+	// heartbeat renews it every third of it while the child lives.
+	crashLease = 400 * time.Millisecond
+)
+
+var (
+	killPoints = []string{inPrepare, inPrice, afterPrice, chargeBefore, chargeAfter, afterCharge}
+	killAt     = []int64{1, 6, 12} // the K-th run to reach the point
+)
+
+func TestCrashRecoveryPostgres(t *testing.T) {
+	t.Parallel()
+	dbURL(t)
+	crashMatrix(t, func(t *testing.T, _ string) storeConfig { return pgStore(t) })
+}
+
+func TestCrashRecoverySQLite(t *testing.T) {
+	t.Parallel()
+	crashMatrix(t, func(_ *testing.T, dir string) storeConfig { return sqliteStore(dir) })
+}
+
+func TestCrashAtMostOncePostgres(t *testing.T) {
+	t.Parallel()
+	dbURL(t)
+	for _, k := range []int64{1, 6} {
+		t.Run(fmt.Sprintf("K=%d", k), func(t *testing.T) {
+			t.Parallel()
+			crashCase(t, pgStore(t), t.TempDir(), chargeAfter, k, true)
+		})
+	}
+}
+
+func TestCrashAtMostOnceSQLite(t *testing.T) {
+	t.Parallel()
+	for _, k := range []int64{1, 6} {
+		t.Run(fmt.Sprintf("K=%d", k), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			crashCase(t, sqliteStore(dir), dir, chargeAfter, k, true)
+		})
+	}
+}
+
+func crashMatrix(t *testing.T, store func(t *testing.T, dir string) storeConfig) {
+	for _, p := range killPoints {
+		for _, k := range killAt {
+			t.Run(fmt.Sprintf("%s/K=%d", p, k), func(t *testing.T) {
+				t.Parallel()
+				dir := t.TempDir()
+				crashCase(t, store(t, dir), dir, p, k, false)
+			})
+		}
+	}
+}
+
+// crashCase runs crashRuns runs in a child process that kills itself with
+// SIGKILL the k-th time a run reaches point, recovers them in a new engine,
+// and checks what happened.
+func crashCase(t *testing.T, sc storeConfig, dir, point string, k int64, atMostOnce bool) {
+	ctx := t.Context()
+	ids := runIDs(crashRuns)
+	c := spawn(t, childConfig{
+		Mode: "crash", Store: sc, Dir: dir, Who: "child", Point: point, K: k,
+		Runs: crashRuns, Concurrency: crashConcurrency, Lease: crashLease, AtMostOnce: atMostOnce,
+	})
+	ws := c.wait(t, time.Minute)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child was not killed by SIGKILL (wait status %v); its output:\n%s", ws, c.output())
+	}
+	killedLines := readLines(t, filepath.Join(dir, killedFile))
+	if len(killedLines) != 1 {
+		t.Fatalf("kill file: want 1 line, got %q", killedLines)
+	}
+	killed, gotPoint, _ := strings.Cut(killedLines[0], " ")
+	if gotPoint != point {
+		t.Fatalf("the child was killed at %q, want %q", gotPoint, point)
+	}
+
+	// A new engine recovers the runs the child left behind.
+	store, closeStore, err := openStore(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	before, err := store.List(ctx, flux.Filter{Workflow: flowName, Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before.Runs) == 0 {
+		t.Fatal("the child stored no run")
+	}
+	a, err := newActor(dir, "recoverer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	flow := newFlow(a, atMostOnce)
+	eng, err := flux.NewEngine(flux.Config{
+		Storage: store, ID: "recoverer", LeaseDuration: crashLease, RecoveryInterval: 50 * time.Millisecond,
+		Hooks: a.hooks(), Logger: testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Register(flow); err != nil {
+		t.Fatal(err)
+	}
+	// The recovery loop alone must finish every run the child created.
+	err = pollUntil(ctx, 30*time.Second, func() (bool, error) {
+		for _, r := range before.Runs {
+			run, err := store.Get(ctx, r.ID)
+			if err != nil || !run.Status.Final() {
+				return false, err
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("recovery did not finish the %d runs the child created: %v", len(before.Runs), err)
+	}
+	// Starting every run again is idempotent: it returns the finished ones
+	// and runs those the child never created.
+	execErrs := map[string]error{}
+	for _, id := range ids {
+		err := pollUntil(ctx, 30*time.Second, func() (bool, error) {
+			res, err := flux.Execute(ctx, eng, flow, inputOf(id), flux.RunID(id))
+			if errors.Is(err, flux.ErrRunActive) {
+				return false, nil
+			}
+			if err == nil && res.Data != expected(id, inputOf(id).N) {
+				t.Errorf("run %s: Execute returned data %+v, want %+v", id, res.Data, expected(id, inputOf(id).N))
+			}
+			execErrs[id] = err
+			return true, nil
+		})
+		if err != nil {
+			t.Fatalf("Execute(%s): %v", id, err)
+		}
+	}
+	if err := eng.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	check := newCrashCheck(t, store, dir, ids)
+	for _, id := range ids {
+		if atMostOnce && check.runs[id].Status == flux.StatusFailed {
+			check.outcomeUnknown(id, execErrs[id])
+			continue
+		}
+		if execErrs[id] != nil {
+			t.Errorf("run %s: Execute after recovery: %v", id, execErrs[id])
+		}
+		check.completed(id, atMostOnce)
+	}
+	check.killedRun(killed, point, atMostOnce)
+}
+
+// crashCheck holds what a crash test checks: the stored runs, the handler
+// calls of the child and of the recovering engine, and the ledger.
+type crashCheck struct {
+	t        *testing.T
+	runs     map[string]*flux.Run
+	starts   map[string]map[string]map[string]int // run → step → who → handler calls
+	recorded map[string]map[string]bool           // run → step → StepComplete fired in the child
+	ledger   map[string]int                       // run → raw ledger lines
+}
+
+func newCrashCheck(t *testing.T, store flux.Storage, dir string, ids []string) *crashCheck {
+	c := &crashCheck{t: t, runs: map[string]*flux.Run{}, starts: map[string]map[string]map[string]int{},
+		recorded: map[string]map[string]bool{}, ledger: ledgerByRun(t, dir, ids)}
+	for _, id := range ids {
+		run, err := store.Get(t.Context(), id)
+		if err != nil {
+			t.Fatalf("run %s after recovery: %v", id, err)
+		}
+		c.runs[id] = run
+		c.starts[id] = map[string]map[string]int{}
+		c.recorded[id] = map[string]bool{}
+	}
+	for _, cl := range readCalls(t, dir) {
+		switch {
+		case c.starts[cl.run] == nil:
+			t.Errorf("a call of unknown run %q", cl.run)
+		case cl.event == "start":
+			if c.starts[cl.run][cl.step] == nil {
+				c.starts[cl.run][cl.step] = map[string]int{}
+			}
+			c.starts[cl.run][cl.step][cl.who]++
+		case cl.event == "recorded" && cl.who == "child":
+			c.recorded[cl.run][cl.step] = true
+		}
+	}
+	return c
+}
+
+// calls returns how often who called the handler of step for run id.
+func (c *crashCheck) calls(id, step, who string) int { return c.starts[id][step][who] }
+
+// completed checks a run that must have completed.
+func (c *crashCheck) completed(id string, atMostOnce bool) {
+	t, run := c.t, c.runs[id]
+	if run.Status != flux.StatusCompleted {
+		t.Errorf("run %s is %s (%s), want completed", id, run.Status, run.Error)
+		return
+	}
+	var d Data
+	if err := json.Unmarshal(run.Data, &d); err != nil {
+		t.Errorf("run %s: stored data %s: %v", id, run.Data, err)
+	} else if want := expected(id, inputOf(id).N); d != want {
+		t.Errorf("run %s: stored data %+v, want %+v", id, d, want)
+	}
+	for _, s := range run.Steps {
+		if s.Status != flux.StatusCompleted {
+			t.Errorf("run %s: node %s is %s, want completed", id, s.Name, s.Status)
+		}
+	}
+	maxLines := 2 // a charge cut off after its effect runs again
+	if atMostOnce {
+		maxLines = 1
+	}
+	if n := c.ledger[id]; n < 1 || n > maxLines {
+		t.Errorf("run %s: %d ledger lines, want 1 to %d", id, n, maxLines)
+	}
+	for _, step := range []string{"prepare", "price", "charge", "finish"} {
+		child, rec := c.calls(id, step, "child"), c.calls(id, step, "recoverer")
+		if child > 1 || rec > 1 || child+rec == 0 {
+			t.Errorf("run %s: %s ran %d times in the child and %d times in recovery, want at most once each and at least once", id, step, child, rec)
+		}
+		// What the child recorded is never executed again.
+		if c.recorded[id][step] && rec > 0 {
+			t.Errorf("run %s: %s was recorded complete before the crash but ran again in recovery", id, step)
+		}
+	}
+}
+
+// outcomeUnknown checks a run that failed because its AtMostOnce charge was
+// interrupted.
+func (c *crashCheck) outcomeUnknown(id string, execErr error) {
+	t, run := c.t, c.runs[id]
+	if !strings.Contains(run.Error, flux.ErrCommitOutcomeUnknown.Error()) {
+		t.Errorf("run %s failed with %q, want an error mentioning %q", id, run.Error, flux.ErrCommitOutcomeUnknown)
+	}
+	if execErr == nil || !strings.Contains(execErr.Error(), flux.ErrCommitOutcomeUnknown.Error()) {
+		t.Errorf("run %s: Execute returned %v, want an error mentioning %q", id, execErr, flux.ErrCommitOutcomeUnknown)
+	}
+	// Its start was recorded in the child; the handler may or may not have
+	// been called before the kill.
+	if c.calls(id, "charge", "child") > 1 || c.recorded[id]["charge"] {
+		t.Errorf("run %s failed as outcome unknown, but its charge was recorded complete in the child or ran more than once there", id)
+	}
+	if n := c.calls(id, "charge", "recoverer"); n != 0 {
+		t.Errorf("run %s: the AtMostOnce charge ran %d times in recovery, want 0", id, n)
+	}
+	if n := c.calls(id, "finish", "recoverer") + c.calls(id, "finish", "child"); n != 0 {
+		t.Errorf("run %s: finish ran %d times after an outcome-unknown charge, want 0", id, n)
+	}
+	if n := c.ledger[id]; n > 1 {
+		t.Errorf("run %s: %d ledger lines, want at most 1", id, n)
+	}
+}
+
+// killedRun checks what the kill point implies for the run that was killed.
+func (c *crashCheck) killedRun(id, point string, atMostOnce bool) {
+	t := c.t
+	run := c.runs[id]
+	if run == nil {
+		t.Fatalf("the killed run %q is not one of the test's runs", id)
+	}
+	step := func(name string) flux.StepState {
+		for _, s := range run.Steps {
+			if s.Name == name {
+				return s
+			}
+		}
+		t.Fatalf("run %s has no node %s", id, name)
+		return flux.StepState{}
+	}
+	// want asserts the calls of one handler in the child and in recovery.
+	want := func(name string, child, rec int) {
+		t.Helper()
+		if gc, gr := c.calls(id, name, "child"), c.calls(id, name, "recoverer"); gc != child || gr != rec {
+			t.Errorf("killed run %s (%s): %s ran %d times in the child and %d in recovery, want %d and %d",
+				id, point, name, gc, gr, child, rec)
+		}
+	}
+	wantLedger := func(n int) {
+		t.Helper()
+		if got := c.ledger[id]; got != n {
+			t.Errorf("killed run %s (%s): %d raw ledger lines, want %d", id, point, got, n)
+		}
+	}
+	if atMostOnce {
+		if run.Status != flux.StatusFailed {
+			t.Fatalf("killed run %s: an AtMostOnce charge cut off at %s left the run %s, want failed with %v",
+				id, point, run.Status, flux.ErrCommitOutcomeUnknown)
+		}
+		want("charge", 1, 0)
+		wantLedger(1)
+		return
+	}
+	switch point {
+	case inPrepare: // an interrupted step runs again
+		want("prepare", 1, 1)
+		want("price", 0, 1)
+	case inPrice:
+		want("prepare", 1, 0)
+		want("price", 1, 1)
+	case afterPrice: // a checkpointed step does not
+		want("price", 1, 0)
+		if n := len(step("price").Attempts); n != 1 {
+			t.Errorf("killed run %s (%s): price has %d attempts recorded, want 1", id, point, n)
+		}
+		want("charge", 0, 1)
+	case chargeBefore: // a started commit runs again with the same key
+		want("charge", 1, 1)
+		wantLedger(1)
+	case chargeAfter: // ... even after its effect: the key deduplicates it
+		want("charge", 1, 1)
+		wantLedger(2)
+	case afterCharge: // a recorded commit never runs again
+		want("charge", 1, 0)
+		want("finish", 0, 1)
+		wantLedger(1)
+	}
+}
