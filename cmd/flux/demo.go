@@ -27,9 +27,11 @@ func demo(ctx context.Context, out io.Writer, args []string) error {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: flux demo [flags]\n\n"+
 			"Runs the order-fulfillment workflow (validate, charge, reserve, notify) against\n"+
-			"fake inventory, payment and mail services, and prints the run as a table.\n\nflags:\n")
+			"fake inventory, payment and mail services, records it in ./data/workflows.db\n"+
+			"(SQLite) unless told otherwise, and prints the run as a table.\n\nflags:\n")
 		fs.PrintDefaults()
 	}
+	so := addStoreFlags(fs, "sqlite")
 	failures := fs.Int("failures", 2, "how many times the fake payment gateway fails before the charge goes through;\nmore than 3 exhausts charge's retries and fails the run")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -40,19 +42,12 @@ func demo(ctx context.Context, out io.Writer, args []string) error {
 	if *failures < 0 {
 		return fmt.Errorf("-failures %d: want 0 or more", *failures)
 	}
-	store, closeStore, err := openDemoStorage(ctx)
+	store, closeStore, err := so.open(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
 	return runDemo(ctx, out, store, *failures)
-}
-
-// openDemoStorage opens the storage the demo records its run in: in memory
-// for now. The durable storages will choose one here from flags such as
-// --db and --postgres; runDemo takes any flux.Storage.
-func openDemoStorage(context.Context) (store flux.Storage, closeStore func() error, err error) {
-	return flux.NewMemoryStorage(), func() error { return nil }, nil
 }
 
 // runDemo places the sample order on an engine over store, with a payment

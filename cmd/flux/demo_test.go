@@ -45,7 +45,7 @@ func TestDemo(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var out strings.Builder
-		if err := demo(t.Context(), &out, nil); err != nil {
+		if err := demo(t.Context(), &out, []string{"--storage", "memory"}); err != nil {
 			t.Fatalf("demo: %v\n%s", err, out.String())
 		}
 		got := parseTable(t, out.String())
@@ -77,7 +77,7 @@ func TestDemoChargeFails(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
 		var out strings.Builder
-		err := demo(t.Context(), &out, []string{"-failures", "4"})
+		err := demo(t.Context(), &out, []string{"--storage", "memory", "-failures", "4"})
 		if err == nil || !strings.Contains(err.Error(), "failed") {
 			t.Fatalf("demo -failures 4: err = %v, want the run failed", err)
 		}
