@@ -1,12 +1,16 @@
 package crashtest
 
 import (
-	"errors"
-
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/sqlite"
 )
 
-// openSQLite opens the SQLite store at path.
+// openSQLite opens the SQLite store at path, with its defaults
+// (synchronous=FULL).
 func openSQLite(path string) (flux.Storage, func(), error) {
-	return nil, nil, errors.New("sqlite: not yet available")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, func() { _ = s.Close() }, nil
 }
