@@ -11,7 +11,7 @@ import (
 	"github.com/flux-go/flux/tracefile"
 )
 
-// genTrace writes a synthetic trace of runs runs, about ten events each,
+// genTrace writes a synthetic trace of runs runs, ten events each,
 // in the format of package tracefile: routing runs that skip two of three
 // branches, order runs whose charge step is retried, failing image runs.
 // Runs overlap in pairs, as concurrent runs do. It returns the number of
@@ -68,7 +68,9 @@ func genTrace(w io.Writer, runs int, seed uint64) (events int, want map[string]f
 					step(wf, r, i+1, 0, flux.EventStepSkipped, "skipped", "")
 				}
 			}
-			r := tracefile.Record{Type: string(flux.EventStepComplete), WorkflowName: wf, StepName: "notify", StepIndex: ip(4), Commit: true, Retries: ip(0), MaxRetries: ip(3), Attempt: 1, Status: "completed", Duration: fp(0.4)}
+			r := tracefile.Record{Type: string(flux.EventStepStart), WorkflowName: wf, StepName: "notify", StepIndex: ip(4), Commit: true, Retries: ip(0), MaxRetries: ip(3), Attempt: 1, Status: "running"}
+			add(r)
+			r.Type, r.Status, r.Duration = string(flux.EventStepComplete), "completed", fp(0.4)
 			add(r)
 			data, _ := json.Marshal(map[string]any{"route": routes[pick], "ticketId": fmt.Sprintf("T-%d", n)})
 			add(tracefile.Record{Type: "workflow:complete", WorkflowName: wf, Status: "completed", Duration: fp(12.5), Data: data})
@@ -83,7 +85,9 @@ func genTrace(w io.Writer, runs int, seed uint64) (events int, want map[string]f
 			step(wf, "charge", 1, 1, flux.EventStepRetry, "running", "payment gateway timeout")
 			step(wf, "charge", 1, 2, flux.EventStepStart, "running", "")
 			step(wf, "charge", 1, 2, flux.EventStepComplete, "completed", "")
-			r := tracefile.Record{Type: string(flux.EventStepComplete), WorkflowName: wf, StepName: "reserve", StepIndex: ip(2), Commit: true, Retries: ip(0), MaxRetries: ip(3), Attempt: 1, Status: "completed", Duration: fp(1)}
+			r := tracefile.Record{Type: string(flux.EventStepStart), WorkflowName: wf, StepName: "reserve", StepIndex: ip(2), Commit: true, Retries: ip(0), MaxRetries: ip(3), Attempt: 1, Status: "running"}
+			add(r)
+			r.Type, r.Status, r.Duration = string(flux.EventStepComplete), "completed", fp(1)
 			add(r)
 			data, _ := json.Marshal(map[string]any{"paymentId": fmt.Sprintf("P-%d", n)})
 			add(tracefile.Record{Type: "workflow:complete", WorkflowName: wf, Status: "completed", Duration: fp(20), Data: data})
@@ -97,7 +101,9 @@ func genTrace(w io.Writer, runs int, seed uint64) (events int, want map[string]f
 			step(wf, "resize", 1, 1, flux.EventStepStart, "running", "")
 			step(wf, "resize", 1, 1, flux.EventStepRetry, "running", "out of memory")
 			step(wf, "resize", 1, 2, flux.EventStepStart, "running", "")
-			step(wf, "resize", 1, 2, flux.EventStepError, "failed", "out of memory")
+			step(wf, "resize", 1, 2, flux.EventStepRetry, "running", "out of memory")
+			step(wf, "resize", 1, 3, flux.EventStepStart, "running", "")
+			step(wf, "resize", 1, 3, flux.EventStepError, "failed", "out of memory")
 			add(tracefile.Record{Type: "workflow:error", WorkflowName: wf, Status: "failed", Duration: fp(30), Error: "step resize: out of memory"})
 			want[id] = flux.StatusFailed
 		}

@@ -247,7 +247,7 @@ func TestMalformedLinesReported(t *testing.T) {
 		case 10:
 			b.WriteString(`{"type":"step:teleport","timestamp":1795610935533,"workflowId":"` + seedManual + `","workflowName":"event-routing"}` + "\n") // line 14: unknown type, kept
 		case 20:
-			b.WriteString(`{"type":"step:start","timestamp":` + "\n") // line 25: cut short
+			b.WriteString(`{"type":"step:start","timestamp":` + "\n")                                                  // line 25: cut short
 			b.WriteString(`{"type":"step:start","timestamp":1,"data":"` + strings.Repeat("a", 1<<20+10) + `"}` + "\n") // line 26: too long
 		}
 	}

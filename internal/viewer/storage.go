@@ -274,7 +274,10 @@ func (s *StorageSource) State(ctx context.Context) State {
 
 // Watch implements [Source]: it compares the newest runs' versions every
 // PollInterval. A run older than the newest WatchRuns changes unnoticed.
-func (s *StorageSource) Watch(ctx context.Context, fn func(Change)) {
+func (s *StorageSource) Watch(ctx context.Context, fn func(Change)) { s.watch(ctx, fn, nil) }
+
+// watch is Watch, calling polled (when not nil) after each poll.
+func (s *StorageSource) watch(ctx context.Context, fn func(Change), polled func()) {
 	t := time.NewTicker(s.opt.PollInterval)
 	defer t.Stop()
 	var last map[string]int64
@@ -293,6 +296,9 @@ func (s *StorageSource) Watch(ctx context.Context, fn func(Change)) {
 				fn(Change{Runs: changed})
 			}
 			last = cur
+		}
+		if polled != nil {
+			polled()
 		}
 		select {
 		case <-ctx.Done():

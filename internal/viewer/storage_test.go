@@ -153,21 +153,26 @@ func TestStorageSourceWatch(t *testing.T) {
 	src := NewStorageSource(store, "memory", StorageOptions{PollInterval: 5 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
 	got := make(chan Change, 16)
+	polled := make(chan struct{}, 1)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		src.Watch(ctx, func(c Change) {
+		src.watch(ctx, func(c Change) {
 			select {
 			case got <- c:
+			default:
+			}
+		}, func() {
+			select {
+			case polled <- struct{}{}:
 			default:
 			}
 		})
 	}()
 	defer func() { cancel(); <-done }()
+	<-polled // the first poll saw no run
 	var in routeIn
 	in.Payload.Kind = "risk"
-	// The first poll may or may not see the run: start it until a change
-	// names it.
 	res, err := flux.Execute(context.Background(), e, routingFlow, in)
 	if err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package viewer
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -12,10 +13,16 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// chromedp's allocator leaves this one until the process exits.
-		goleak.IgnoreTopFunction("github.com/chromedp/chromedp.(*Browser).run"),
-	)
+	code := m.Run()
+	stopBrowser() // shared by the browser tests
+	removeMillionTrace()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // seedTrace is the trace written by the original TypeScript engine.
@@ -107,3 +114,5 @@ func ready(t testing.TB, src *TraceSource) {
 		return st.Ready && !st.Indexing
 	})
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o644) }

@@ -375,8 +375,8 @@
     const failures = failedAttempts(d);
     if (failures) view.appendChild(block("Failed attempts", "failures", h("div", { class: "card" }, failures)));
     view.appendChild(block("Input and data", "io", h("div", { class: "io" },
-      h("div", { class: "card" }, h("h3", { class: "muted", style: null }, "Input"), jsonView(d.input, "io-input")),
-      h("div", { class: "card" }, h("h3", { class: "muted" }, "Data"), jsonView(d.data, "io-data")))));
+      h("div", { class: "card" }, h("h3", null, "Input"), jsonView(d.input, "io-input")),
+      h("div", { class: "card" }, h("h3", null, "Data"), jsonView(d.data, "io-data")))));
     if (d.events && d.events.length) {
       view.appendChild(block("Raw events (" + d.events.length + ")", "events", h("div", { class: "card" }, rawEvents(d.events))));
     }
@@ -414,7 +414,7 @@
   // the branching diagram: the branch that ran is highlighted, skipped ones
   // are greyed.
 
-  const NW = 176, NH = 52, GX = 56, GY = 16, PAD = 18;
+  const NW = 154, NH = 52, GX = 42, GY = 14, PAD = 16;
 
   function ranks(nodes) {
     const out = [];
@@ -477,11 +477,9 @@
     for (const n of nodes) {
       const p = pos.get(n.index);
       const commit = n.kind === "commit";
-      const failedTries = (n.attempts || []).filter((a) => a.status === "failed").length;
       let sub = n.status;
       if (n.attempts && n.attempts.length > 1) sub += " · " + n.attempts.length + " attempts";
       else if (n.status === "pending" && !n.reached) sub = "not reached";
-      if (failedTries && n.status === "completed") sub += " (" + failedTries + " failed)";
       const g = s("g", {
         class: "node " + cssToken(n.status) + (commit ? " commit" : " step"),
         transform: "translate(" + p.x + "," + p.y + ")",
@@ -495,7 +493,7 @@
         s("rect", { class: "box", width: NW, height: NH, rx: commit ? 3 : 10 }),
         commit ? s("rect", { class: "inner", x: 4, y: 4, width: NW - 8, height: NH - 8, rx: 2 }) : null,
         s("text", { class: "kind " + (commit ? "commit" : "step"), x: 12, y: 15 }, commit ? "COMMIT" : "STEP"),
-        s("text", { class: "name", x: 12, y: 31 }, clip(n.name, 21)),
+        s("text", { class: "name", x: 12, y: 31 }, clip(n.name, 18)),
         s("text", { class: "sub", x: 12, y: 45 }, sub),
       ]);
       svgEl.appendChild(g);
