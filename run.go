@@ -358,6 +358,8 @@ type runner[In, Data any] struct {
 	curStart   time.Time
 	curTimeout time.Duration
 	curCtx     *attemptContext
+	// deferred is a StepComplete waiting for the next write.
+	deferred *deferredEvent
 	// release makes the next write give up the lease: the run was
 	// interrupted and stays resumable by anyone.
 	release bool
@@ -627,6 +629,15 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 			return err
 		}
 	}
+	if n.kind == KindStep && !last {
+		if next := r.w.nodes[i+1]; next.kind == KindCommit && next.when == nil && r.run.Steps[i+1].Status == StatusPending {
+			// The commit that follows writes its fence at once; this step's
+			// checkpoint rides in that same write, and its StepComplete
+			// fires right after it.
+			r.deferred = &deferredEvent{i: i, attempt: attempt, d: now.Sub(start)}
+			return nil
+		}
+	}
 	if err := r.persist(); err != nil {
 		return err
 	}
@@ -635,6 +646,13 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 		r.runEvent(EventWorkflowComplete, nil)
 	}
 	return nil
+}
+
+// deferredEvent is a step's StepComplete held until its checkpoint is
+// written.
+type deferredEvent struct {
+	i, attempt int
+	d          time.Duration
 }
 
 func (r *runner[In, Data]) skip(i int, last bool) error {
@@ -789,6 +807,10 @@ func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("flux: recording run %s: %w", r.run.ID, err)
+	}
+	if ev := r.deferred; ev != nil {
+		r.deferred = nil
+		r.stepEvent(EventStepComplete, ev.i, ev.attempt, ev.d, 0, nil)
 	}
 	return nil
 }

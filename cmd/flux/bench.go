@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -64,6 +65,7 @@ func runBench(ctx context.Context, args []string) error {
 	n := fs.Int("workflows", 20000, "number of runs")
 	c := fs.Int("concurrency", 32, "runs executing at once")
 	seq := fs.Int("sequential", 1000, "runs measured one at a time for the latency figures")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]\n\nRuns workload W1 (two steps and one commit, trivial work, small data) N times at concurrency C,\nthen a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.")
 		fs.PrintDefaults()
@@ -79,6 +81,17 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer closeStore()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	res, err := benchW1(ctx, store, so.kind(), *n, *c, *seq, os.Stderr)
 	if err != nil {
 		return err
