@@ -55,9 +55,6 @@ func parseDev(args []string, stderr io.Writer) (devConfig, error) {
 		if set["trace"] {
 			return c, errors.New("pass either --trace or a storage (--db, --postgres, --storage): the viewer shows one source at a time")
 		}
-		if store.storage == "" && store.postgres == "" {
-			store.storage = "sqlite"
-		}
 		c.store = store
 	}
 	if c.port < 0 || c.port > 65535 {
@@ -81,6 +78,12 @@ func runDev(ctx context.Context, args []string) error {
 // openSource opens what c names. The returned func releases it.
 func openSource(ctx context.Context, c devConfig) (viewer.Source, string, func(), error) {
 	if c.store != nil {
+		if c.store.kind() == "sqlite" {
+			// Opening a missing file would create an empty database.
+			if _, err := os.Stat(c.store.db); err != nil {
+				return nil, "", nil, fmt.Errorf("no SQLite database at %s: pass with --db the file your engine writes (%w)", c.store.db, err)
+			}
+		}
 		store, closeStore, err := c.store.open(ctx)
 		if err != nil {
 			return nil, "", nil, err
