@@ -102,7 +102,9 @@ type Storage interface {
 	// and run.Owner become "". On success run.LeaseUntil is the stored one.
 	// The storage keeps no reference to run: the caller may change it
 	// afterwards, though it only appends to a step's Attempts and replaces
-	// JSON values rather than changing their bytes.
+	// JSON values rather than changing their bytes. ID, Workflow and
+	// CreatedAt are set by Create: Update must not be used to change them,
+	// and a store may keep the stored ones.
 	Update(ctx context.Context, run *Run, lease time.Duration) error
 
 	// Claim gives p.Owner the lease of run p.ID if no one holds it, the lease

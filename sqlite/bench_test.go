@@ -53,6 +53,11 @@ func benchUpdates(b *testing.B, s flux.Storage, c int) {
 			b.Fatal(err)
 		}
 	}
+	stats, _ := s.(interface{ BatchStats() (int64, int64) })
+	var batches0, writes0 int64
+	if stats != nil {
+		batches0, writes0 = stats.BatchStats()
+	}
 	var n atomic.Int64
 	var wg sync.WaitGroup
 	b.ReportAllocs()
@@ -74,6 +79,10 @@ func benchUpdates(b *testing.B, s flux.Storage, c int) {
 	}
 	wg.Wait()
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "updates/s")
+	if stats != nil {
+		batches, writes := stats.BatchStats()
+		b.ReportMetric(float64(writes-writes0)/float64(batches-batches0), "writes/batch")
+	}
 	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 

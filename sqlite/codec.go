@@ -87,7 +87,7 @@ func fromNanos(n int64) time.Time {
 
 // row is a run as read, before its body is decoded.
 type row struct {
-	id, workflow, status, owner            string
+	id, workflow, status, owner           string
 	version, leaseUntil, created, updated int64
 	body                                  []byte
 }

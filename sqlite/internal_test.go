@@ -87,7 +87,10 @@ func TestBatchFailuresStayPrivate(t *testing.T) {
 		insert("a"),
 		func(t *txn) error { return t.whyNot("stale", stale.Version, "") }, // a lost compare-and-set
 		insert("b"),
-		func(t *txn) error { _, err := t.conn.ExecContext(bg, "INSERT INTO no_such_table VALUES (1)"); return err },
+		func(t *txn) error {
+			_, err := t.conn.ExecContext(bg, "INSERT INTO no_such_table VALUES (1)")
+			return err
+		},
 		insert("c"),
 		func(t *txn) error { return boom },
 		insert("d"),

@@ -74,7 +74,7 @@ func (s *Store) Update(ctx context.Context, run *flux.Run, lease time.Duration) 
 		var err error
 		var n int64
 		if lease == 0 {
-			err = t.updateKeep.QueryRowContext(bg, e.workflow, e.status, e.owner, e.createdAt, e.updatedAt, e.body,
+			err = t.updateKeep.QueryRowContext(bg, e.status, e.owner, e.updatedAt, e.body,
 				e.id, version, run.Owner).Scan(&until)
 			if n = 1; errors.Is(err, sql.ErrNoRows) {
 				n, err = 0, nil
@@ -85,7 +85,7 @@ func (s *Store) Update(ctx context.Context, run *flux.Run, lease time.Duration) 
 				until = leaseUntil(lease)
 			}
 			var res sql.Result
-			if res, err = t.update.ExecContext(bg, e.workflow, e.status, e.owner, until, e.createdAt, e.updatedAt, e.body,
+			if res, err = t.update.ExecContext(bg, e.status, e.owner, until, e.updatedAt, e.body,
 				e.id, version, run.Owner); err == nil {
 				n, err = res.RowsAffected()
 			}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 
 	"github.com/flux-go/flux"
@@ -70,6 +71,10 @@ func (s *Store) signal() {
 	}
 }
 
+// maxYieldBatch is the batch size above which the writer stops waiting for
+// more writes.
+const maxYieldBatch = 64
+
 // writer commits the queued writes in batches until the store is closed and
 // the queue drained.
 func (s *Store) writer() {
@@ -86,6 +91,15 @@ func (s *Store) writer() {
 			s.mu.Unlock()
 			return
 		}
+		// Let the goroutines that are about to write (woken by the last
+		// batch, say) queue their writes while they keep coming: a batch
+		// costs about as much for one write as for many.
+		for n := 0; n < len(s.queue) && len(s.queue) < maxYieldBatch; {
+			n = len(s.queue)
+			s.mu.Unlock()
+			runtime.Gosched()
+			s.mu.Lock()
+		}
 		batch, s.queue = s.queue, batch[:0]
 		s.mu.Unlock()
 
@@ -95,6 +109,8 @@ func (s *Store) writer() {
 				live = append(live, r)
 			}
 		}
+		s.batches.Add(1)
+		s.batchedWrites.Add(int64(len(live)))
 		for len(live) > 0 {
 			live = s.commit(live)
 		}
@@ -179,11 +195,11 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.rollback, "ROLLBACK"},
 		{&w.insert, `INSERT INTO runs (id, workflow, status, version, owner, lease_until, created_at, updated_at, body)
 			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
-		{&w.update, `UPDATE runs SET workflow = ?, status = ?, version = version + 1, owner = ?, lease_until = ?,
-			created_at = ?, updated_at = ?, body = ?
+		// Workflow and created_at are left alone: they are set by Create,
+		// and an UPDATE naming them rewrites their indexes too.
+		{&w.update, `UPDATE runs SET status = ?, version = version + 1, owner = ?, lease_until = ?, updated_at = ?, body = ?
 			WHERE id = ? AND version = ? AND owner IN (?, '')`},
-		{&w.updateKeep, `UPDATE runs SET workflow = ?, status = ?, version = version + 1, owner = ?,
-			created_at = ?, updated_at = ?, body = ?
+		{&w.updateKeep, `UPDATE runs SET status = ?, version = version + 1, owner = ?, updated_at = ?, body = ?
 			WHERE id = ? AND version = ? AND owner IN (?, '') RETURNING lease_until`},
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
 		{&w.selectRun, "SELECT " + runColumns + " FROM runs WHERE id = ?"},
