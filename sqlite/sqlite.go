@@ -2,14 +2,26 @@
 // (modernc.org/sqlite, no cgo), one file on disk. It is the CLI's default
 // store.
 //
-// A commit that Flux recorded survives a crash of the process and, with the
-// default synchronous=FULL, a power loss. That costs an fsync per
-// transaction, so writes go through group commit: one writer goroutine, on
-// the one writing connection, takes every write pending at that moment
+// Durability: a write returns once its transaction committed. With the
+// default synchronous=FULL a recorded checkpoint survives a crash of the
+// process and a power loss; with [Synchronous]("NORMAL") it survives a crash
+// of the process, but the last commits before a power loss or an
+// operating-system crash may be lost. Open and New switch modernc.org/sqlite
+// to committing with fdatasync, process-wide, as SQLite's own Linux builds
+// do: it is as durable as fsync and much cheaper.
+//
+// An fsync per transaction would limit a store to a few thousand writes a
+// second, so writes go through group commit: one writer goroutine, on the
+// one writing connection, takes every write pending at that moment
 // (checkpoints of all concurrent runs, creates, claims) and commits them in
 // one transaction, one fsync; each caller waits for its own result, and a
 // compare-and-set that fails fails only its own write. Reads use a pool of
 // other connections and never wait for the writer (WAL mode).
+//
+// Runs are one table: the columns Flux filters and compare-and-sets on (id,
+// workflow, status, version, owner, lease_until, created_at, updated_at) and
+// the rest of the run as JSON in body. Migrations are embedded and recorded
+// in schema_migrations; Open and New apply them.
 //
 // Several processes may open one file; each has its own writer, and SQLite
 // serialises them (busy_timeout). For many workers, use PostgreSQL.
@@ -73,8 +85,9 @@ type config struct {
 // default, makes every commit durable before the write returns: it survives
 // a power loss. "NORMAL" skips the fsync of each commit; a commit survives a
 // crash of the process but the last ones may be lost in a power loss or an
-// operating-system crash, and writes are faster. "EXTRA" is FULL plus an
-// fsync of the directory. "OFF" is not durable at all and is for tests.
+// operating-system crash, though the database stays intact; writes are
+// faster. "EXTRA" is accepted and in WAL mode is the same as FULL. "OFF"
+// never syncs: a power loss may damage the database. It is for tests.
 func Synchronous(mode string) Option {
 	return func(c *config) {
 		m := strings.ToUpper(strings.TrimSpace(mode))

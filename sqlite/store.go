@@ -289,7 +289,7 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 		return nil, fmt.Errorf("sqlite: listing runs: %w", err)
 	}
 	defer rows.Close()
-	page := &flux.RunPage{}
+	page := &flux.RunPage{Runs: []*flux.Run{}}
 	var last row
 	n := 0
 	for rows.Next() {
