@@ -210,7 +210,6 @@ type chunk struct {
 	names    map[string]string
 	problems []Problem
 	nProblem int
-	lines    int // the last line number the reader reached
 }
 
 func newChunk() *chunk {

@@ -18,7 +18,11 @@ func seedLines(t testing.TB) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.SplitAfter(strings.TrimSuffix(string(b), "\n"), "\n")
+	lines := strings.SplitAfter(string(b), "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	return lines
 }
 
 func runCount(t testing.TB, src *TraceSource) int {
@@ -183,4 +187,27 @@ func TestReplacedAndLateFile(t *testing.T) {
 		p, _ := src.Runs(context.Background(), Query{})
 		return len(p.Runs) == 1 && p.Runs[0].ID == seedOrder && p.Runs[0].Status == flux.StatusCompleted
 	})
+}
+
+func TestTailLargeAppendInPieces(t *testing.T) {
+	t.Parallel()
+	lines := seedLines(t)
+	path := filepath.Join(t.TempDir(), "trace.ndjson")
+	if err := os.WriteFile(path, []byte(lines[0]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	src := openTrace(t, path, TraceOptions{tailRead: 1000})
+	ready(t, src)
+	appendFile(t, path, strings.Join(lines[1:], ""))
+	waitUntil(t, src, "the append is indexed", func() bool {
+		st := src.State(context.Background())
+		return st.Lines == 39 && st.Runs == 4
+	})
+	d, err := src.Run(context.Background(), seedOrder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Events) != 12 || d.Events[0].Line != 25 || d.Events[11].Line != 36 {
+		t.Errorf("order run: %d events, lines %d..%d; want 12 from 25 to 36", len(d.Events), d.Events[0].Line, d.Events[len(d.Events)-1].Line)
+	}
 }

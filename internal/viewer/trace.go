@@ -32,6 +32,8 @@ type TraceOptions struct {
 	BatchLines int
 	// Logger receives the source's errors; nil means slog.Default().
 	Logger *slog.Logger
+
+	tailRead int64 // bytes of an append read at once; 0 means maxTailRead (tests lower it)
 }
 
 // TraceSource serves the runs of an NDJSON trace file (package tracefile's
@@ -61,6 +63,7 @@ type TraceSource struct {
 	headLines int
 	tail      *tracefile.Reader // follows the file from split; its line numbers start there
 	tailOff   int64             // end of the last complete line indexed
+	tailMore  bool              // the last read of the tail stopped before the end
 	last      lineMark
 	size      int64 // of the file at the last poll
 	notice    string
@@ -98,6 +101,9 @@ func OpenTrace(path string, opt TraceOptions) (*TraceSource, error) {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
+	}
+	if opt.tailRead <= 0 {
+		opt.tailRead = maxTailRead
 	}
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return nil, fmt.Errorf("viewer: trace path %s is a directory: pass the NDJSON file itself", path)
@@ -137,7 +143,10 @@ func (s *TraceSource) loop() {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
-			s.poll()
+			for s.poll() && s.ctx.Err() == nil {
+				// More was appended than one read takes: go on, letting
+				// requests in between.
+			}
 		}
 	}
 }
@@ -267,13 +276,23 @@ func addLine(c *chunk, rec *tracefile.Record, err error, base, prev int64, r *tr
 	return true
 }
 
-// readTailLocked indexes what the tail reader has not read yet and returns
-// the runs it touched.
-func (s *TraceSource) readTailLocked() []string {
+// maxTailRead is about how many bytes one read of the tail indexes while
+// holding the lock; a larger append is read in several.
+const maxTailRead = 16 << 20
+
+// readTailLocked indexes what the tail reader has not read yet, up to
+// about maxTailRead bytes, and returns the runs it touched and whether it
+// stopped before the end.
+func (s *TraceSource) readTailLocked() (ids []string, more bool) {
 	r, base := s.tail, s.split
 	c := newChunk()
-	prev := r.Offset()
+	start := r.Offset()
+	prev := start
 	for {
+		if prev-start >= s.opt.tailRead {
+			more = true
+			break
+		}
 		rec, err := r.Next()
 		if err == io.EOF {
 			break
@@ -291,12 +310,13 @@ func (s *TraceSource) readTailLocked() []string {
 	if s.headDone {
 		lineBase = s.headLines
 	}
-	ids := s.idx.merge(c, lineBase, true)
+	ids = s.idx.merge(c, lineBase, true)
 	if off := base + r.Offset(); off > s.tailOff {
 		s.tailOff = off
 		s.last = s.markOf(s.tailOff)
 	}
-	return ids
+	s.tailMore = more
+	return ids, more
 }
 
 // markOf fingerprints the line that ends at end.
@@ -309,43 +329,46 @@ func (s *TraceSource) markOf(end int64) lineMark {
 	return lineMark{off: start, size: n, sum: h.Sum64()}
 }
 
-// poll follows the file: new lines, truncation, replacement.
-func (s *TraceSource) poll() {
+// poll follows the file: new lines, truncation, replacement. It reports
+// whether there is more to read at once.
+func (s *TraceSource) poll() bool {
 	s.mu.Lock()
-	change, ok := s.pollLocked()
+	change, ok, more := s.pollLocked()
 	s.mu.Unlock()
 	if ok {
 		s.notify(change)
 	}
+	return more
 }
 
-func (s *TraceSource) pollLocked() (Change, bool) {
+func (s *TraceSource) pollLocked() (c Change, changed, more bool) {
 	if s.f == nil {
 		s.startLocked()
 		if s.f == nil {
-			return Change{}, false
+			return Change{}, false, false
 		}
-		return Change{All: true, Reset: true}, true
+		return Change{All: true, Reset: true}, true, s.tailMore
 	}
 	fi, err := os.Stat(s.path)
 	if err != nil {
 		s.notice = fmt.Sprintf("%s: %v (showing what was read before)", s.path, err)
-		return Change{}, false
+		return Change{}, false, false
 	}
 	s.notice = ""
 	size := fi.Size()
-	if size == s.size && os.SameFile(fi, s.fi) {
-		return Change{}, false
+	grew := size != s.size
+	if !os.SameFile(fi, s.fi) || size < s.tailOff ||
+		grew && s.last.size > 0 && s.markOf(s.last.off+int64(s.last.size)) != s.last {
+		s.resetLocked()
+		return Change{All: true, Reset: true}, true, s.tailMore
 	}
 	s.size = size
-	switch {
-	case !os.SameFile(fi, s.fi), size < s.tailOff, size > s.tailOff && s.last.size > 0 && s.markOf(s.last.off+int64(s.last.size)) != s.last:
-		s.resetLocked()
-		return Change{All: true, Reset: true}, true
-	case size > s.tailOff:
-		return Change{Runs: s.readTailLocked()}, true
+	if !grew && !s.tailMore {
+		return Change{}, false, false
 	}
-	return Change{}, true // a shorter incomplete last line, for example
+	// Also when only an incomplete last line grew: its problem changed.
+	ids, more := s.readTailLocked()
+	return Change{Runs: ids}, true, more
 }
 
 // resetLocked drops the index and reads the file again from the start.
@@ -356,7 +379,7 @@ func (s *TraceSource) resetLocked() {
 		s.f = nil
 	}
 	s.idx = newIndex()
-	s.headDone, s.headRead, s.headLines, s.tail = true, 0, 0, nil
+	s.headDone, s.headRead, s.headLines, s.tail, s.tailMore = true, 0, 0, nil, false
 	s.startLocked()
 }
 
