@@ -611,3 +611,72 @@ func writeShowcase(t *testing.T, path string) string {
 	}
 	return id
 }
+
+func TestBrowserPaginationAndSearch(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "trace.ndjson")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, want, err := genTrace(f, 120, 9)
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := openTrace(t, path, TraceOptions{})
+	ready(t, src)
+	var pages [][]string
+	q := Query{Limit: 50}
+	for {
+		p, err := src.Runs(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, ids(p))
+		if p.Next == "" {
+			break
+		}
+		q.Cursor = p.Next
+	}
+	if len(pages) != 3 {
+		t.Fatalf("%d pages of 50, want 3", len(pages))
+	}
+	base := serve(t, src).URL
+	b := newTab(t)
+	b.nav(base + "/")
+	firstRow := `document.querySelector('table.runs tbody tr').dataset.run`
+	onPage := func(i int) string {
+		return fmt.Sprintf(`document.querySelectorAll('table.runs tbody tr').length === %d && %s === %q`, len(pages[i]), firstRow, pages[i][0])
+	}
+	b.waitFor("page 1 shows", onPage(0)+` && document.getElementById('newer').disabled`, 10*time.Second)
+	evalJS[bool](b, `document.getElementById('older').click(), true`)
+	b.waitFor("page 2 shows", onPage(1)+` && location.hash.includes('cursor=')`, 5*time.Second)
+	evalJS[bool](b, `document.getElementById('older').click(), true`)
+	b.waitFor("page 3 shows", onPage(2)+` && document.getElementById('older').disabled`, 5*time.Second)
+	evalJS[bool](b, `document.getElementById('newer').click(), true`)
+	b.waitFor("page 2 shows again", onPage(1), 5*time.Second)
+	// A deep link to page 3 opens on it.
+	hash := evalJS[string](b, `location.hash`)
+	b.nav(base + "/#/")
+	b.waitFor("page 1 shows", onPage(0), 5*time.Second)
+	b.nav(base + "/" + hash)
+	b.waitFor("the deep link opens page 2", onPage(1), 5*time.Second)
+
+	failed := 0
+	for _, s := range want {
+		if s == flux.StatusFailed {
+			failed++
+		}
+	}
+	b.nav(base + "/#/")
+	b.waitFor("page 1 shows", onPage(0), 5*time.Second)
+	if err := chromedp.Do(b.ctx, chromedp.SendKeys(chromedp.ID("search"), "memory")); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the search applies", fmt.Sprintf(`location.hash.includes('q=memory') && document.querySelectorAll('table.runs tbody tr').length === %d && [...document.querySelectorAll('table.runs tbody tr')].every(r => r.dataset.status === 'failed')`, failed), 5*time.Second)
+	evalJS[bool](b, `(() => { const s = document.getElementById('wf-filter'); s.value = 'image-processing'; s.dispatchEvent(new Event('change')); return true })()`)
+	b.waitFor("the workflow filter combines with the search", fmt.Sprintf(`location.hash.includes('workflow=image-processing') && location.hash.includes('q=memory') && document.querySelectorAll('table.runs tbody tr').length === %d`, failed), 5*time.Second)
+	evalJS[bool](b, `document.querySelector('.status-filter button[data-status="completed"]').click(), true`)
+	b.waitFor("no image run completed", `location.hash.includes('status=completed') && document.querySelector('.empty') !== null`, 5*time.Second)
+}

@@ -159,6 +159,7 @@
     openDetails: new Set(),
     highlight: "",
     changed: new Set(),
+    problemCount: 0,
   };
 
   // ---------- header ----------
@@ -184,7 +185,11 @@
     btn.textContent = "⚠ " + fmtInt(st.problemCount) + (st.problemCount === 1 ? " malformed line" : " malformed lines");
     const panel = document.getElementById("problems");
     if (!st.problemCount) panel.hidden = true;
-    if (st.problems && !panel.hidden) renderProblems(st);
+    if (!panel.hidden) {
+      if (st.problems) renderProblems(st);
+      else if (st.problemCount !== state.problemCount) api("/api/state").then(renderProblems).catch(() => {});
+    }
+    state.problemCount = st.problemCount;
   }
 
   function renderProblems(st) {
@@ -386,6 +391,7 @@
     const y = window.scrollY;
     clear(app);
     app.appendChild(view);
+    fitLabels(view);
     if (quiet) window.scrollTo(0, y);
     if (state.highlight) highlightNode(state.highlight, false);
   }
@@ -493,12 +499,25 @@
         s("rect", { class: "box", width: NW, height: NH, rx: commit ? 3 : 10 }),
         commit ? s("rect", { class: "inner", x: 4, y: 4, width: NW - 8, height: NH - 8, rx: 2 }) : null,
         s("text", { class: "kind " + (commit ? "commit" : "step"), x: 12, y: 15 }, commit ? "COMMIT" : "STEP"),
-        s("text", { class: "name", x: 12, y: 31 }, clip(n.name, 18)),
+        s("text", { class: "name", x: 12, y: 31 }, clip(n.name, 40)),
         s("text", { class: "sub", x: 12, y: 45 }, sub),
       ]);
       svgEl.appendChild(g);
     }
     return svgEl;
+  }
+
+  // fitLabels shortens node names that are wider than their box; the full
+  // name stays in the node's title.
+  function fitLabels(root) {
+    root.querySelectorAll("svg.graph .node text.name, svg.graph .node text.sub").forEach((el) => {
+      const full = el.textContent;
+      let n = full.length;
+      while (n > 1 && el.getComputedTextLength() > NW - 22) {
+        n--;
+        el.textContent = full.slice(0, n) + "…";
+      }
+    });
   }
 
   function legend() {
