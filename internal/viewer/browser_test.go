@@ -495,7 +495,7 @@ func TestBrowserScreenshot(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "trace.ndjson")
 	id := writeShowcase(t, path)
-	src := openTrace(t, path, TraceOptions{})
+	src := openTrace(t, path, TraceOptions{Name: "./.flux/trace.ndjson"})
 	base := serve(t, src).URL
 	b := newTab(t)
 	b.nav(runURL(base, id))

@@ -32,6 +32,8 @@ type TraceOptions struct {
 	BatchLines int
 	// Logger receives the source's errors; nil means slog.Default().
 	Logger *slog.Logger
+	// Name is what the page calls the file; "" means its path.
+	Name string
 
 	tailRead int64 // bytes of an append read at once; 0 means maxTailRead (tests lower it)
 }
@@ -483,7 +485,11 @@ func (s *TraceSource) Run(ctx context.Context, id string) (*RunDetail, error) {
 func (s *TraceSource) State(ctx context.Context) State {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := State{Kind: "trace", Name: s.path, Runs: len(s.idx.runs), Bytes: s.tailOff,
+	name := s.opt.Name
+	if name == "" {
+		name = s.path
+	}
+	st := State{Kind: "trace", Name: name, Runs: len(s.idx.runs), Bytes: s.tailOff,
 		Notice: s.notice, ProblemCount: s.idx.nProblem}
 	select {
 	case <-s.ready:
