@@ -71,7 +71,7 @@ func (e *runEntry) add(r *tracefile.Record, ref lineRef, wf string) {
 		}
 		e.maxTs = max(e.maxTs, ts)
 	}
-	if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < 1<<16 {
+	if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < maxNodes {
 		e.steps = max(e.steps, int32(*r.StepIndex)+1)
 	}
 	switch r.Type {
@@ -247,7 +247,7 @@ func (c *chunk) add(r *tracefile.Record, ref lineRef) {
 		return
 	}
 	sh := c.shapes[wf]
-	if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < 1<<16 && r.StepName != "" {
+	if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < maxNodes && r.StepName != "" {
 		i := *r.StepIndex
 		for len(sh) <= i {
 			sh = append(sh, shapeNode{off: -1})

@@ -11,6 +11,11 @@ import (
 // outcome before the run stopped or was resumed.
 const statusInterrupted flux.Status = "interrupted"
 
+// maxNodes bounds the node index a trace line may claim, so that a corrupt
+// stepIndex cannot make a page of millions of nodes; a line beyond it is
+// placed by its step name.
+const maxNodes = 4096
+
 // maxRawLine is how much of one raw trace line the run page receives.
 const maxRawLine = 16 << 10
 
@@ -42,7 +47,7 @@ func buildRun(id string, evs []traceEvent, shape []shapeNode) *RunDetail {
 	var minTs, maxTs int64
 	nodeAt := func(r *tracefile.Record) *Node {
 		i := -1
-		if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < 1<<16 {
+		if r.StepIndex != nil && *r.StepIndex >= 0 && *r.StepIndex < maxNodes {
 			i = *r.StepIndex
 		} else {
 			for _, n := range nodes {
@@ -51,7 +56,7 @@ func buildRun(id string, evs []traceEvent, shape []shapeNode) *RunDetail {
 				}
 			}
 			if i < 0 {
-				i = len(nodes)
+				i = min(len(nodes), maxNodes)
 			}
 		}
 		for len(nodes) <= i {
