@@ -80,7 +80,8 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err != nil {
 		return nil, fmt.Errorf("%w %q: its Data type cannot be encoded as JSON: %w", ErrInvalidDefinition, w.name, err)
 	}
-	if id == "" {
+	explicit := id != ""
+	if !explicit {
 		id = newID()
 	}
 	now := time.Now()
@@ -103,15 +104,25 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		return nil, err
 	}
 	run.Status = StatusRunning
-	err = e.store.Create(ctx, run, e.lease)
-	if errors.Is(err, ErrRunExists) {
-		return continueExisting(rctx, e, w, id)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("flux: storing new run of %q: %w", w.name, err)
-	}
-	e.holdsLease(id)
 	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: rctx, data: data, snap: snap, trig: TriggerExecute, cur: -1}
+	if explicit {
+		// A chosen ID may be started twice (a redelivered message, two
+		// workers): the run is stored before any node runs, so only one
+		// start executes it.
+		err = e.store.Create(ctx, run, e.lease)
+		if errors.Is(err, ErrRunExists) {
+			return continueExisting(rctx, e, w, id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("flux: storing new run of %q: %w", w.name, err)
+		}
+		e.holdsLease(id)
+	} else {
+		// Nobody else knows a random ID: the run is stored by its first
+		// checkpoint, one durable write fewer. A run that dies before it
+		// has no record and nothing to recover.
+		r.unstored = true
+	}
 	r.info = runInfo{id: id, workflow: w.name, logger: e.log}
 	r.runEvent(EventWorkflowStart, nil)
 	return r.execute()
@@ -358,6 +369,8 @@ type runner[In, Data any] struct {
 	curStart   time.Time
 	curTimeout time.Duration
 	curCtx     *attemptContext
+	// unstored is set until the run's first write creates it.
+	unstored bool
 	// deferred is a StepComplete waiting for the next write.
 	deferred *deferredEvent
 	// release makes the next write give up the lease: the run was
@@ -781,6 +794,9 @@ func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 		// Recording a final state must not be lost to a cancelled caller.
 		ctx, lease = context.WithoutCancel(ctx), ReleaseLease
 	}
+	if r.unstored {
+		return r.create(ctx, lease)
+	}
 	err := r.e.store.Update(ctx, r.run, lease)
 	for tries := 0; errors.Is(err, ErrConflict) && tries < 3; tries++ {
 		cur, gerr := r.e.store.Get(ctx, r.run.ID)
@@ -808,11 +824,36 @@ func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flux: recording run %s: %w", r.run.ID, err)
 	}
+	r.flushDeferred()
+	return nil
+}
+
+// create is the run's first write.
+func (r *runner[In, Data]) create(ctx context.Context, lease time.Duration) error {
+	if lease < 0 {
+		r.run.Owner = ""
+	}
+	err := r.e.store.Create(ctx, r.run, lease)
+	if errors.Is(err, ErrRunExists) {
+		return fmt.Errorf("%w: run %s was started elsewhere at the same time: %w", ErrRunActive, r.run.ID, err)
+	}
+	if err != nil {
+		return fmt.Errorf("flux: storing new run %s of %q: %w", r.run.ID, r.w.name, err)
+	}
+	r.unstored = false
+	if r.run.Owner != "" {
+		r.e.holdsLease(r.run.ID)
+	}
+	r.flushDeferred()
+	return nil
+}
+
+// flushDeferred fires a StepComplete held for the write that just landed.
+func (r *runner[In, Data]) flushDeferred() {
 	if ev := r.deferred; ev != nil {
 		r.deferred = nil
 		r.stepEvent(EventStepComplete, ev.i, ev.attempt, ev.d, 0, nil)
 	}
-	return nil
 }
 
 func (r *runner[In, Data]) result() *Result[Data] {
