@@ -22,10 +22,10 @@ type Ctx[In, Data any] struct {
 	Input In
 	Data  *Data
 
-	run      *runInfo
-	step     string
-	attempt  int
-	ac       attemptContext
+	run     *runInfo
+	step    string
+	attempt int
+	ac      attemptContext
 }
 
 // attemptContext is the context.Context of an attempt. The underlying
@@ -35,9 +35,9 @@ type attemptContext struct {
 	parent   context.Context
 	deadline time.Time // of the attempt's Timeout; zero for none
 	mu       sync.Mutex
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-	cause  error // set when cancelled before ctx was made
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	cause    error // set when cancelled before ctx was made
 }
 
 func (a *attemptContext) get() context.Context {
