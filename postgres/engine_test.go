@@ -179,6 +179,7 @@ func BenchmarkExecute(b *testing.B) {
 			b.ReportMetric(float64(el.Microseconds())/1000*float64(c)/float64(b.N), "ms/run")
 			if batches, writes := postgres.BatchStats(s); batches > 0 {
 				b.ReportMetric(float64(writes)/float64(batches), "writes/commit")
+				b.ReportMetric(float64(writes)/float64(b.N), "writes/run")
 			}
 		})
 	}

@@ -44,6 +44,10 @@ type Store struct {
 
 	// batches and writes count group commits and the writes they carried.
 	batches, writes atomic.Int64
+	// created counts the runs this store inserted; at analyzeAt it
+	// refreshes the table's statistics (see maybeAnalyze).
+	created, analyzeAt atomic.Int64
+	analyzing          atomic.Bool
 }
 
 var _ flux.Storage = (*Store)(nil)
@@ -64,7 +68,7 @@ func Schema(name string) Option {
 }
 
 // Writers sets how many group-commit writer goroutines send batches of
-// writes at the same time; the default is 4. More writers overlap more
+// writes at the same time; the default is 2. More writers overlap more
 // commits (and hold more pool connections while they do); one writer makes
 // the largest batches.
 func Writers(n int) Option {
@@ -118,7 +122,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	if pool == nil {
 		return nil, errors.New("postgres: New needs a *pgxpool.Pool, got nil")
 	}
-	o := options{schema: "flux", writers: 4}
+	o := options{schema: "flux", writers: 2}
 	for _, opt := range opts {
 		if opt != nil {
 			opt(&o)
@@ -137,6 +141,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		reqs:   make(chan *writeReq),
 		done:   make(chan struct{}),
 	}
+	s.analyzeAt.Store(firstAnalyze)
 	if err := s.Migrate(ctx); err != nil {
 		return nil, err
 	}

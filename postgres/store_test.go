@@ -354,6 +354,20 @@ func TestListFiltersPagesAndCorrupt(t *testing.T) {
 	if !slices.Equal(got, []string{"l19", "l17", "l15", "l13", "l11", "l09", "l07", "l05"}) || p.Next != "" {
 		t.Errorf("filtered List = %v next %q", got, p.Next)
 	}
+	// A status flux does not define matches nothing, alone or with others.
+	for _, st := range [][]flux.Status{{"no-such"}, {"no-such", flux.StatusRunning}} {
+		p, err := s.List(ctx, flux.Filter{Status: st, Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		if len(st) == 2 {
+			want = 12
+		}
+		if len(p.Runs) != want {
+			t.Errorf("List(status %v) = %d runs, want %d", st, len(p.Runs), want)
+		}
+	}
 	if _, err := s.Get(ctx, "l10"); !errors.Is(err, flux.ErrCorrupt) || !strings.Contains(err.Error(), "l10") {
 		t.Errorf("Get of corrupt run: %v, want ErrCorrupt naming l10", err)
 	}

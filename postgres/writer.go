@@ -184,10 +184,48 @@ func (s *Store) exec(batch []*writeReq) error {
 	if err != nil {
 		return err
 	}
+	created := 0
 	for r, v := range res {
+		if r.create && v.applied {
+			created++
+		}
 		r.done <- v
 	}
+	if created > 0 {
+		s.maybeAnalyze(s.created.Add(int64(created)))
+	}
 	return nil
+}
+
+// firstAnalyze and lastAnalyze bound the run counts at which a store
+// analyzes the runs table.
+const (
+	firstAnalyze = 512
+	lastAnalyze  = 1 << 22
+)
+
+// maybeAnalyze refreshes the statistics of the runs table in the background
+// each time the number of runs this store created doubles, up to
+// lastAnalyze. The cached plans of a connection were made when the table was
+// small, often with sequential scans that grow slower with every run; an
+// ANALYZE invalidates them so they are made again, with the primary key.
+// Autovacuum does the same, but only every minute or so, and a new table
+// fills faster than that.
+func (s *Store) maybeAnalyze(created int64) {
+	at := s.analyzeAt.Load()
+	if created < at || at > lastAnalyze || !s.analyzing.CompareAndSwap(false, true) {
+		return
+	}
+	s.analyzeAt.Store(2 * created)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer s.analyzing.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+		defer cancel()
+		// Best effort: without the right to analyze, autovacuum will do.
+		_, _ = s.pool.Exec(ctx, "ANALYZE "+s.sql.runs)
+	}()
 }
 
 // appendRounds splits writes, sorted by ID, into groups without a repeated
