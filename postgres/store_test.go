@@ -517,3 +517,39 @@ func TestGroupCommitIsolatesRejectedWrite(t *testing.T) {
 	batches, writes := postgres.BatchStats(s)
 	t.Logf("%d writes in %d commits", writes, batches)
 }
+
+// TestAnalyzesGrowingTable: once a store has created enough runs it
+// analyzes the table, so that plans cached while it was empty are made anew.
+func TestAnalyzesGrowingTable(t *testing.T) {
+	t.Parallel()
+	s := openStore(t)
+	ctx := t.Context()
+	const n = 600
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if err := s.Create(ctx, newRun(fmt.Sprint("a", i), "w", flux.StatusRunning, created), 0); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	// Close waits for the writers and the ANALYZE they started.
+	s.Close()
+	conn, err := pgx.Connect(ctx, dbURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var tuples float64
+	table := pgx.Identifier{s.SchemaName(), "runs"}.Sanitize()
+	if err := conn.QueryRow(ctx, "SELECT reltuples FROM pg_class WHERE oid = $1::regclass", table).Scan(&tuples); err != nil {
+		t.Fatal(err)
+	}
+	if tuples < 512 {
+		t.Errorf("runs table not analyzed after %d creates: reltuples %v", n, tuples)
+	}
+}
