@@ -121,8 +121,9 @@ func (s *Store) commit(batch []*writeReq) {
 // BEGIN, the statements of one pipeline up to its Sync form one implicit
 // transaction, committed in the same round trip.
 func (s *Store) exec(batch []*writeReq) error {
-	// Rows are locked in ID order by every multi-row write, so concurrent
-	// batches cannot deadlock.
+	// Sorted by ID, the writes of concurrent batches lock rows in the same
+	// order and do not deadlock. (Should the server still abort a batch,
+	// commit retries its writes one by one.)
 	slices.SortStableFunc(batch, func(a, b *writeReq) int {
 		if a.create != b.create {
 			if a.create {
