@@ -14,6 +14,7 @@ import (
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/postgres"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 func TestCreateGetRoundTrip(t *testing.T) {
@@ -551,5 +552,39 @@ func TestAnalyzesGrowingTable(t *testing.T) {
 	}
 	if tuples < 512 {
 		t.Errorf("runs table not analyzed after %d creates: reltuples %v", n, tuples)
+	}
+}
+
+// TestNewKeepsCallersPool: a store made by New from the caller's pool
+// leaves the pool open on Close, and refuses a schema migrated by a newer
+// flux.
+func TestNewKeepsCallersPool(t *testing.T) {
+	t.Parallel()
+	schema := freshSchema(t)
+	pool, err := pgxpool.New(t.Context(), dbURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	s, err := postgres.New(t.Context(), pool, postgres.Schema(schema))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Create(t.Context(), newRun("k", "w", flux.StatusRunning, created), 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if err := pool.Ping(t.Context()); err != nil {
+		t.Fatalf("the caller's pool was closed with the store: %v", err)
+	}
+	_, err = pool.Exec(t.Context(), "INSERT INTO "+pgx.Identifier{schema, "schema_migrations"}.Sanitize()+" (version, name) VALUES (9999, 'future')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := postgres.New(t.Context(), pool, postgres.Schema(schema)); err == nil {
+		s.Close()
+		t.Fatal("New on a schema from a newer flux succeeded")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("New on a schema from a newer flux: %v, want an error saying it is newer", err)
 	}
 }
