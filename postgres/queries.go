@@ -10,6 +10,8 @@ type queries struct {
 	migrations string
 	create     string
 	update     string
+	createOne  string
+	updateOne  string
 	why        string
 	get        string
 	list       string // SELECT ... FROM runs, before WHERE
@@ -51,6 +53,25 @@ func makeQueries(schema string) queries {
 				AS v(id, version, owner, status, new_owner, lease, updated_at, body)
 			WHERE r.id = v.id AND r.version = v.version AND (r.owner = v.owner OR r.owner = '')
 			RETURNING r.id, r.lease_until`),
+		// The same for a single write, the usual case of a sequential
+		// caller: the array forms' generic plans expect ten rows, so with
+		// one the server would plan them anew every time.
+		createOne: r(`INSERT INTO {runs}
+			(id, workflow, status, version, owner, lease_until, created_at, created_ns, updated_at, body)
+			VALUES ($1, $2, $3, 1, $4::text,
+				CASE WHEN $4::text <> '' THEN now() + $5::bigint * interval '1 microsecond' END,
+				$6, $7, $8, $9)
+			ON CONFLICT (id) DO NOTHING
+			RETURNING id, lease_until`),
+		updateOne: r(`UPDATE {runs} SET
+				status = $4, version = version + 1, owner = $5,
+				lease_until = CASE
+					WHEN $6::bigint > 0 THEN now() + $6::bigint * interval '1 microsecond'
+					WHEN $6::bigint < 0 THEN NULL
+					ELSE lease_until END,
+				updated_at = $7, body = $8
+			WHERE id = $1 AND version = $2 AND (owner = $3 OR owner = '')
+			RETURNING id, lease_until`),
 		why:  r(`SELECT version, owner FROM {runs} WHERE id = $1`),
 		get:  r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs} WHERE id = $1`),
 		list: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs}`),

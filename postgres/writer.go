@@ -149,9 +149,14 @@ func (s *Store) exec(batch []*writeReq) error {
 	defer cancel()
 	b := &pgx.Batch{}
 	for _, st := range stmts {
-		if st[0].create {
+		switch r := st[0]; {
+		case len(st) == 1 && r.create:
+			b.Queue(s.sql.createOne, r.id, r.workflow, r.status, r.newOwner, r.lease, r.created, r.created.UnixNano(), r.updated, r.body)
+		case len(st) == 1:
+			b.Queue(s.sql.updateOne, r.id, r.version, r.owner, r.status, r.newOwner, r.lease, r.updated, r.body)
+		case r.create:
 			b.Queue(s.sql.create, createArgs(st)...)
-		} else {
+		default:
 			b.Queue(s.sql.update, updateArgs(st)...)
 		}
 	}
