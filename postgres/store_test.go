@@ -588,3 +588,43 @@ func TestNewKeepsCallersPool(t *testing.T) {
 		t.Errorf("New on a schema from a newer flux: %v, want an error saying it is newer", err)
 	}
 }
+
+// TestConcurrentUpdatesOfOneRun: writes to one run that meet in a group
+// commit apply in turn, so exactly one of those from the same version wins.
+func TestConcurrentUpdatesOfOneRun(t *testing.T) {
+	t.Parallel()
+	s := openStore(t, postgres.Writers(1))
+	ctx := t.Context()
+	run := newRun("one", "w", flux.StatusRunning, created)
+	run.Owner = "me"
+	if err := s.Create(ctx, run, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	const n = 24
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		c := run.Clone()
+		c.Data = json.RawMessage(fmt.Sprintf(`{"writer":%d}`, i))
+		wg.Go(func() { errs[i] = s.Update(ctx, c, time.Minute) })
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("writers %d and %d both won", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, flux.ErrConflict):
+			t.Errorf("writer %d: %v, want ErrConflict", i, err)
+		}
+	}
+	got, err := s.Get(ctx, "one")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if winner < 0 || got.Version != 2 || string(got.Data) != fmt.Sprintf(`{"writer":%d}`, winner) {
+		t.Errorf("stored version %d data %s; want version 2 written by the one winner (%d)", got.Version, got.Data, winner)
+	}
+}
