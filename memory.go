@@ -37,7 +37,11 @@ func (m *MemoryStorage) Create(_ context.Context, run *Run, lease time.Duration)
 	if run.Owner != "" {
 		run.LeaseUntil = time.Now().Add(lease)
 	}
-	m.runs[run.ID] = run.Clone()
+	// Readers only ever get clones, and the engine never changes attempts
+	// it has written, so the stored steps may share their backing arrays.
+	c := *run
+	c.Steps = slices.Clone(run.Steps)
+	m.runs[run.ID] = &c
 	return nil
 }
 

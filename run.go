@@ -369,6 +369,7 @@ type runner[In, Data any] struct {
 	curStart   time.Time
 	curTimeout time.Duration
 	curCtx     *attemptContext
+	wctx context.Context // r.ctx without its cancellation, for writes
 	// unstored is set until the run's first write creates it.
 	unstored bool
 	// deferred is a StepComplete waiting for the next write.
@@ -784,7 +785,12 @@ func (r *runner[In, Data]) setRunStatus(to Status, cause error) error {
 
 // persist records the run. The write is not cancelled with the run: the
 // state it records must not be lost to a Cancel or a caller giving up.
-func (r *runner[In, Data]) persist() error { return r.persistCtx(context.WithoutCancel(r.ctx)) }
+func (r *runner[In, Data]) persist() error {
+	if r.wctx == nil {
+		r.wctx = context.WithoutCancel(r.ctx)
+	}
+	return r.persistCtx(r.wctx)
+}
 
 func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	written := r.run.UpdatedAt // of the stored run as this runner last wrote or read it
