@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -117,11 +118,19 @@ func TestStorageSourcePostgres(t *testing.T) {
 	}
 	t.Parallel()
 	ctx := context.Background()
-	store, err := postgres.Open(ctx, url)
+	// A schema of its own, so that parallel tests and other runs on the
+	// same server never see these runs.
+	schema := fmt.Sprintf("flux_viewer_test_%d", time.Now().UnixNano())
+	store, err := postgres.Open(ctx, url, postgres.Schema(schema))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
+	defer func() {
+		if _, err := store.Pool().Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+		store.Close()
+	}()
 	ids := runSamples(t, newEngine(t, flux.Config{Storage: store}))
 	src := NewStorageSource(store, "postgres", StorageOptions{})
 	ctx2 := context.Background()
