@@ -67,7 +67,7 @@ type Engine struct {
 
 type activeRun struct {
 	cancel context.CancelCauseFunc
-	done   chan struct{}
+	done   chan struct{} // closed when the run ends; made by Cancel (under Engine.mu)
 	// leased is set (under Engine.mu) once the run's lease is this engine's:
 	// before that, the stored run is absent or another owner's, and the
 	// heartbeat must neither renew it nor take it for a lost lease.
@@ -155,7 +155,7 @@ func (e *Engine) begin(ctx context.Context, id string) (context.Context, *active
 		return nil, nil, fmt.Errorf("%w: run %s is executing in this engine", ErrRunActive, id)
 	}
 	rctx, cancel := context.WithCancelCause(ctx)
-	a := &activeRun{cancel: cancel, done: make(chan struct{})}
+	a := &activeRun{cancel: cancel}
 	e.active[id] = a
 	e.wg.Add(1)
 	return rctx, a, nil
@@ -182,9 +182,11 @@ func (e *Engine) executesLeased(id string) bool {
 func (e *Engine) end(id string, a *activeRun) {
 	e.mu.Lock()
 	delete(e.active, id)
+	if a.done != nil {
+		close(a.done)
+	}
 	e.mu.Unlock()
 	a.cancel(nil)
-	close(a.done)
 	e.wg.Done()
 }
 
@@ -207,11 +209,18 @@ func (e *Engine) List(ctx context.Context, f Filter) (*RunPage, error) {
 func (e *Engine) Cancel(ctx context.Context, id string) error {
 	e.mu.Lock()
 	a := e.active[id]
+	var done chan struct{}
+	if a != nil {
+		if a.done == nil { // made on demand: most runs are never cancelled
+			a.done = make(chan struct{})
+		}
+		done = a.done
+	}
 	e.mu.Unlock()
 	if a != nil {
 		a.cancel(ErrCancelled)
 		select {
-		case <-a.done:
+		case <-done:
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()

@@ -360,7 +360,8 @@ type runner[In, Data any] struct {
 	data *Data
 	snap json.RawMessage
 	// The worker/watchdog hand-off; see execute.
-	out        chan error
+	out        chan struct{} // signalled when the run stops; r.err is its error
+	err        error
 	token      atomic.Uint64 // odd while an attempt is in flight
 	deadline   atomic.Int64  // of the attempt in flight, unix ns
 	timer      *time.Timer
@@ -373,7 +374,7 @@ type runner[In, Data any] struct {
 	// unstored is set until the run's first write creates it.
 	unstored bool
 	// deferred is a StepComplete waiting for the next write.
-	deferred *deferredEvent
+	deferred deferredEvent
 	// release makes the next write give up the lease: the run was
 	// interrupted and stays resumable by anyone.
 	release bool
@@ -468,19 +469,18 @@ func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (b
 // when its handler returns, without touching the run. Attempts are claimed
 // by compare-and-swap on r.token, so exactly one side goes on.
 func (r *runner[In, Data]) execute() (*Result[Data], error) {
-	r.out = make(chan error, 1)
-	go func() { r.out <- r.exec() }()
-	var err error
+	r.out = make(chan struct{}, 1)
+	go func() { r.err = r.exec(); r.out <- struct{}{} }()
 	select {
-	case err = <-r.out:
+	case <-r.out:
 	case <-r.ctx.Done():
 		r.onCancel()
-		err = <-r.out
+		<-r.out
 	}
 	if r.timer != nil {
 		r.timer.Stop()
 	}
-	return r.result(), err
+	return r.result(), r.err
 }
 
 func (r *runner[In, Data]) exec() error {
@@ -595,7 +595,8 @@ func (r *runner[In, Data]) takeOver(err error) {
 	if !stop {
 		ferr = r.exec()
 	}
-	r.out <- ferr
+	r.err = ferr
+	r.out <- struct{}{}
 }
 
 // when evaluates n's predicate on the data so far.
@@ -648,7 +649,7 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 			// The commit that follows writes its fence at once; this step's
 			// checkpoint rides in that same write, and its StepComplete
 			// fires right after it.
-			r.deferred = &deferredEvent{i: i, attempt: attempt, d: now.Sub(start)}
+			r.deferred = deferredEvent{i: i, attempt: attempt, d: now.Sub(start), set: true}
 			return nil
 		}
 	}
@@ -667,6 +668,7 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 type deferredEvent struct {
 	i, attempt int
 	d          time.Duration
+	set        bool
 }
 
 func (r *runner[In, Data]) skip(i int, last bool) error {
@@ -856,8 +858,8 @@ func (r *runner[In, Data]) create(ctx context.Context, lease time.Duration) erro
 
 // flushDeferred fires a StepComplete held for the write that just landed.
 func (r *runner[In, Data]) flushDeferred() {
-	if ev := r.deferred; ev != nil {
-		r.deferred = nil
+	if ev := r.deferred; ev.set {
+		r.deferred = deferredEvent{}
 		r.stepEvent(EventStepComplete, ev.i, ev.attempt, ev.d, 0, nil)
 	}
 }
