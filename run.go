@@ -51,6 +51,12 @@ func Force() RetryOption { return func(o *retryOptions) { o.force = true } }
 //
 // Cancelling ctx interrupts the run without failing it: it stays resumable
 // by [Resume], a duplicate start, or recovery.
+//
+// A run started with [RunID] is stored before any node runs, so a second
+// start with that ID, here or in another process, never executes it twice.
+// A run with a random ID is stored by its first checkpoint (one durable
+// write fewer); until then [Engine.Get] does not find it, and a crash
+// before it leaves nothing to recover.
 func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], in In, opts ...RunOption) (*Result[Data], error) {
 	if err := w.Err(); err != nil {
 		return nil, err
