@@ -376,7 +376,7 @@ type runner[In, Data any] struct {
 	curStart   time.Time
 	curTimeout time.Duration
 	curCtx     *attemptContext
-	wctx context.Context // r.ctx without its cancellation, for writes
+	wctx       context.Context // r.ctx without its cancellation, for writes
 	// unstored is set until the run's first write creates it.
 	unstored bool
 	// deferred is a StepComplete waiting for the next write.
