@@ -136,3 +136,22 @@ func TestDuplicateStartOnChangedDefinition(t *testing.T) {
 		t.Fatalf("duplicate start on a changed definition: %v, want ErrDefinitionChanged naming z", err)
 	}
 }
+
+// A Data type that JSON cannot encode is a definition mistake, reported
+// before any run.
+func TestDataTypeMustEncode(t *testing.T) {
+	t.Parallel()
+	type badData struct{ C chan int }
+	w := flux.New[tIn, badData]("bad-data").Step("a", func(c *flux.Ctx[tIn, badData]) error { return nil })
+	if err := w.Err(); !errors.Is(err, flux.ErrInvalidDefinition) || !strings.Contains(err.Error(), "JSON") {
+		t.Fatalf("Err() = %v, want ErrInvalidDefinition about JSON", err)
+	}
+	e := newEngine(t, flux.Config{})
+	if _, err := flux.Execute(context.Background(), e, w, tIn{}); !errors.Is(err, flux.ErrInvalidDefinition) {
+		t.Fatalf("Execute: %v, want ErrInvalidDefinition", err)
+	}
+	page, err := e.List(context.Background(), flux.Filter{})
+	if err != nil || len(page.Runs) != 0 {
+		t.Fatalf("List after a refused start: %d runs, %v; want none", len(page.Runs), err)
+	}
+}

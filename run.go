@@ -82,10 +82,7 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		return nil, err
 	}
 	data := new(Data)
-	snap, err := json.Marshal(data)
-	if err != nil {
-		return nil, fmt.Errorf("%w %q: its Data type cannot be encoded as JSON: %w", ErrInvalidDefinition, w.name, err)
-	}
+	snap := w.zero
 	explicit := id != ""
 	if !explicit {
 		id = newID()
@@ -232,8 +229,8 @@ func RetryStep[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 	}
 	if from > 0 {
 		run.Data = run.Steps[from-1].Data
-	} else if run.Data, err = json.Marshal(new(Data)); err != nil {
-		return nil, err
+	} else {
+		run.Data = w.zero
 	}
 	return startClaimed(rctx, e, w, run, TriggerRetryStep)
 }

@@ -2,6 +2,7 @@ package flux
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -24,6 +25,7 @@ type Workflow[In, Data any] struct {
 	validate func(In) error
 	errs     []error
 	fp       string
+	zero     json.RawMessage // the JSON of a zero Data: the snapshot before the first node
 }
 
 type node[In, Data any] struct {
@@ -40,6 +42,11 @@ func New[In, Data any](name string) *Workflow[In, Data] {
 	if name == "" {
 		w.errs = append(w.errs, errors.New("workflow name is empty"))
 	}
+	zero, err := json.Marshal(new(Data))
+	if err != nil {
+		w.errs = append(w.errs, fmt.Errorf("its Data type cannot be encoded as JSON: %w", err))
+	}
+	w.zero = zero
 	return w
 }
 
