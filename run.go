@@ -374,6 +374,8 @@ type runner[In, Data any] struct {
 	curTimeout time.Duration
 	curCtx     *attemptContext
 	wctx       context.Context // r.ctx without its cancellation, for writes
+	ctxs       []Ctx[In, Data] // of first attempts, one per node
+	res        Result[Data]
 	// unstored is set until the run's first write creates it.
 	unstored bool
 	// deferred is a StepComplete waiting for the next write.
@@ -514,7 +516,18 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 		}
 	}
 	timeout := r.e.resolve(&n.opts).timeout
-	c := &Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
+	var c *Ctx[In, Data]
+	if attempt == r.base+1 {
+		// First attempts use one array per run: fewer allocations. Each
+		// element serves one attempt only, as a handler may keep its Ctx.
+		if r.ctxs == nil {
+			r.ctxs = make([]Ctx[In, Data], len(r.w.nodes))
+		}
+		c = &r.ctxs[r.cur]
+	} else {
+		c = new(Ctx[In, Data])
+	}
+	*c = Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
 	c.ac.parent = r.ctx
 	r.curAttempt, r.curStart, r.curCtx, r.curTimeout = attempt, start, &c.ac, timeout
 	if timeout > 0 {
@@ -868,7 +881,8 @@ func (r *runner[In, Data]) flushDeferred() {
 }
 
 func (r *runner[In, Data]) result() *Result[Data] {
-	res := &Result[Data]{
+	res := &r.res
+	*res = Result[Data]{
 		ID: r.run.ID, Workflow: r.run.Workflow, Status: r.run.Status, Steps: r.run.Steps,
 		StartedAt: r.run.CreatedAt,
 	}
