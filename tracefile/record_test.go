@@ -14,7 +14,9 @@ import (
 	"github.com/flux-go/flux"
 )
 
-const seedPath = "../../shared/testdata/seed-trace.ndjson"
+// seedPath is the trace the original TypeScript engine wrote (a copy of
+// shared/testdata/seed-trace.ndjson).
+const seedPath = "../testdata/seed-trace.ndjson"
 
 func seedLines(t testing.TB) [][]byte {
 	t.Helper()

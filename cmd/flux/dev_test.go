@@ -137,7 +137,7 @@ type page struct {
 func seedTrace(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata", "seed-trace.ndjson")
+	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "seed-trace.ndjson")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("the seed trace is missing: %v", err)
 	}

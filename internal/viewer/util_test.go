@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 func seedTrace(t testing.TB) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
-	p := filepath.Join(filepath.Dir(file), "..", "..", "..", "shared", "testdata", "seed-trace.ndjson")
+	p := filepath.Join(filepath.Dir(file), "..", "..", "testdata", "seed-trace.ndjson")
 	if _, err := os.Stat(p); err != nil {
 		t.Fatalf("the seed trace is missing: %v", err)
 	}
