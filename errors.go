@@ -70,6 +70,7 @@ type StepError struct {
 	Err      error
 }
 
+// Error names the workflow, run, step and attempt, and the handler's error.
 func (e *StepError) Error() string {
 	return fmt.Sprintf("flux: workflow %q run %s: step %q failed on attempt %d: %v",
 		e.Workflow, e.RunID, e.Step, e.Attempt, e.Err)
@@ -107,6 +108,7 @@ type PanicError struct {
 	Stack string
 }
 
+// Error gives the panic value; the stack is in Stack.
 func (e *PanicError) Error() string {
 	return fmt.Sprintf("panic: %v", e.Value)
 }

@@ -24,6 +24,7 @@ type LineError struct {
 	Err       error
 }
 
+// Error names the line, its byte offset and what is wrong with it.
 func (e *LineError) Error() string {
 	return fmt.Sprintf("tracefile: line %d (byte %d): %v", e.Line, e.Offset, e.Err)
 }
