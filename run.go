@@ -439,6 +439,18 @@ func (r *runner[In, Data]) node(i int) error {
 func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (bool, error) {
 	n, st := r.w.nodes[i], &r.run.Steps[i]
 	if cause := context.Cause(r.ctx); cause != nil {
+		var ns *notStarted
+		if errors.As(err, &ns) && len(st.Attempts) == 0 {
+			// The run stopped before the handler's first call: nothing
+			// can have happened, so even a commit is simply not started.
+			attempt = 0
+			if n.kind == KindCommit {
+				if err := CheckNodeTransition(st.Status, StatusPending, r.trig); err != nil {
+					return true, err
+				}
+				st.Status = StatusPending
+			}
+		}
 		return true, r.interrupt(i, n, attempt, start, cause)
 	}
 	if n.opts.atMostOnce && errors.Is(err, ErrTimeout) {
@@ -552,7 +564,7 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 	if r.ctx.Err() == nil { // else onCancel may have looked before g was set
 		err = callHandler(n.fn, c)
 	} else {
-		err = context.Cause(r.ctx)
+		err = &notStarted{context.Cause(r.ctx)}
 	}
 	if !r.token.CompareAndSwap(g, g+1) {
 		runtime.Goexit() // a watchdog took the attempt over
@@ -571,6 +583,13 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], attempt int, start time.Ti
 	}
 	return err
 }
+
+// notStarted is the error of an attempt whose handler was not called
+// because the run had already stopped.
+type notStarted struct{ cause error }
+
+func (e *notStarted) Error() string { return "not started: " + e.cause.Error() }
+func (e *notStarted) Unwrap() error { return e.cause }
 
 func callHandler[In, Data any](fn Handler[In, Data], c *Ctx[In, Data]) (err error) {
 	defer func() {
