@@ -155,3 +155,52 @@ func TestDataTypeMustEncode(t *testing.T) {
 		t.Fatalf("List after a refused start: %d runs, %v; want none", len(page.Runs), err)
 	}
 }
+
+// Recovery of a run whose definition changed under it fails the run with
+// the reason, instead of claiming it again and again.
+func TestRecoveryOfRunOnChangedDefinitionFailsIt(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	a := openEngine(t, flux.Config{Storage: store, ID: "a"})
+	ctx, cancel := context.WithCancel(context.Background())
+	v1 := flux.New[tIn, tData]("drift").
+		Step("a", func(c *tCtx) error { return nil }).
+		Step("b", func(c *tCtx) error { cancel(); <-c.Done(); return c.Err() })
+	if _, err := flux.Execute(ctx, a, v1, tIn{}, flux.RunID("drift-1")); !errors.Is(err, context.Canceled) {
+		t.Fatalf("interrupted start: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	failed := make(chan flux.RunEvent, 4)
+	b := newEngine(t, flux.Config{Storage: store, ID: "b", Hooks: flux.Hooks{
+		WorkflowError: func(ev flux.RunEvent) { failed <- ev },
+	}})
+	v2 := flux.New[tIn, tData]("drift").
+		Step("a2", func(c *tCtx) error { return nil }).
+		Step("b", func(c *tCtx) error { return nil })
+	if err := b.Register(v2); err != nil {
+		t.Fatal(err)
+	}
+	// Register starts the recovery loop; wait for it to settle the run.
+	var run *flux.Run
+	for run == nil || run.Status == flux.StatusRunning {
+		b.RecoverNow()
+		got, err := b.Get(context.Background(), "drift-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		run = got
+	}
+	if run.Status != flux.StatusFailed || !strings.Contains(run.Error, "definition changed") || run.Owner != "" {
+		t.Fatalf("run %s, error %q, owner %q; want failed by recovery naming the definition change, lease released",
+			run.Status, run.Error, run.Owner)
+	}
+	if n := b.RecoverNow(); n != 0 {
+		t.Errorf("RecoverNow claimed %d runs again, want none", n)
+	}
+	if ev := <-failed; ev.RunID != "drift-1" || !errors.Is(ev.Err, flux.ErrDefinitionChanged) {
+		t.Errorf("WorkflowError hook got %+v, want drift-1 with ErrDefinitionChanged", ev)
+	}
+}

@@ -276,10 +276,32 @@ func (w *Workflow[In, Data]) recoverRun(ctx context.Context, e *Engine, run *Run
 	}
 	defer e.end(run.ID, a)
 	if err := reconcile(w, run, len(run.Steps)); err != nil {
-		return err
+		// It cannot go on with this definition. Failing it, rather than
+		// claiming it again every lease, shows it to a person, who can
+		// Resume it with a definition that fits.
+		return e.failUnrecoverable(rctx, run, err)
 	}
-	_, err = startClaimed(rctx, e, w, run, TriggerExecute)
+	res, err := startClaimed(rctx, e, w, run, TriggerExecute)
+	if res == nil && errors.Is(err, ErrCorrupt) { // its input does not decode
+		return e.failUnrecoverable(rctx, run, err)
+	}
 	return err
+}
+
+// failUnrecoverable marks a claimed run that recovery cannot continue as
+// failed with cause, and releases its lease.
+func (e *Engine) failUnrecoverable(ctx context.Context, run *Run, cause error) error {
+	if err := CheckRunTransition(run.Status, StatusFailed, TriggerExecute); err != nil {
+		return errors.Join(cause, err)
+	}
+	run.Status, run.Error = StatusFailed, "recovery: "+cause.Error()
+	run.UpdatedAt = time.Now()
+	run.FinishedAt = run.UpdatedAt
+	if err := e.store.Update(context.WithoutCancel(ctx), run, ReleaseLease); err != nil {
+		return errors.Join(cause, err)
+	}
+	e.emitRun(ctx, run, EventWorkflowError, cause)
+	return cause
 }
 
 // startClaimed executes a run whose lease this engine holds.
