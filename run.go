@@ -397,6 +397,7 @@ type runner[In, Data any] struct {
 	curCtx     *attemptContext
 	wctx       context.Context // r.ctx without its cancellation, for writes
 	ctxs       []Ctx[In, Data] // of first attempts, one per node
+	stamp      time.Time       // of the transition the next write records
 	res        Result[Data]
 	// unstored is set until the run's first write creates it.
 	unstored bool
@@ -428,22 +429,29 @@ func (r *runner[In, Data]) node(i int) error {
 		}
 		r.cur, r.base = i, len(st.Attempts)
 	}
+	var start time.Time // of the next attempt, when already known
 	if st.Status == StatusPending {
 		if err := CheckNodeTransition(st.Status, StatusRunning, r.trig); err != nil {
 			return err
 		}
-		st.Status, st.StartedAt = StatusRunning, time.Now()
+		now := time.Now()
+		st.Status, st.StartedAt = StatusRunning, now
 		if n.kind == KindCommit {
 			// The fence: everything before the commit is durable already;
 			// make its start durable before its side effect can happen.
+			r.stamp = now
 			if err := r.persist(); err != nil {
 				return err
 			}
+		} else {
+			start = now
 		}
 	}
 	for {
 		attempt := len(st.Attempts) + 1
-		start := time.Now()
+		if start.IsZero() {
+			start = time.Now()
+		}
 		r.stepEvent(EventStepStart, i, attempt, 0, 0, nil)
 		err := r.attempt(n, attempt, start)
 		if err == nil {
@@ -452,6 +460,7 @@ func (r *runner[In, Data]) node(i int) error {
 		if stop, err := r.failed(i, attempt, start, err); stop {
 			return err
 		}
+		start = time.Time{}
 	}
 }
 
@@ -693,6 +702,7 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 		return err
 	}
 	now := time.Now()
+	r.stamp = now
 	st.Attempts = append(st.Attempts, Attempt{Number: attempt, StartedAt: start, Duration: now.Sub(start)})
 	st.Status, st.FinishedAt, st.Data = StatusCompleted, now, snap
 	r.snap, r.run.Data = snap, snap
@@ -733,7 +743,8 @@ func (r *runner[In, Data]) skip(i int, last bool) error {
 	if err := CheckNodeTransition(st.Status, StatusSkipped, r.trig); err != nil {
 		return err
 	}
-	st.Status, st.FinishedAt, st.Data = StatusSkipped, time.Now(), r.snap
+	r.stamp = time.Now()
+	st.Status, st.FinishedAt, st.Data = StatusSkipped, r.stamp, r.snap
 	if last {
 		if err := r.setRunStatus(StatusCompleted, nil); err != nil {
 			return err
@@ -837,9 +848,18 @@ func (r *runner[In, Data]) setRunStatus(to Status, cause error) error {
 		r.run.Error = cause.Error()
 	}
 	if to.Final() {
-		r.run.FinishedAt = time.Now()
+		r.run.FinishedAt = r.now()
 	}
 	return nil
+}
+
+// now returns the time of the transition being recorded, or the clock's.
+// Reading the clock costs more than most of a step here.
+func (r *runner[In, Data]) now() time.Time {
+	if !r.stamp.IsZero() {
+		return r.stamp
+	}
+	return time.Now()
 }
 
 // persist records the run. The write is not cancelled with the run: the
@@ -853,7 +873,8 @@ func (r *runner[In, Data]) persist() error {
 
 func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	written := r.run.UpdatedAt // of the stored run as this runner last wrote or read it
-	r.run.UpdatedAt = time.Now()
+	r.run.UpdatedAt = r.now()
+	r.stamp = time.Time{}
 	lease := r.e.lease
 	if r.run.Status.Final() || r.release {
 		// Recording a final state must not be lost to a cancelled caller.
