@@ -171,14 +171,6 @@ func (e *Engine) holdsLease(id string) {
 	e.mu.Unlock()
 }
 
-// executesLeased reports whether run id executes here holding its lease.
-func (e *Engine) executesLeased(id string) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	a := e.active[id]
-	return a != nil && a.leased
-}
-
 func (e *Engine) end(id string, a *activeRun) {
 	e.mu.Lock()
 	delete(e.active, id)
@@ -354,13 +346,19 @@ func (e *Engine) RecoverNow() int {
 	for n := range e.registry {
 		names = append(names, n)
 	}
+	// Runs executing here are not for recovery, even if their lease lapsed
+	// before the heartbeat renewed it.
+	here := make([]string, 0, len(e.active))
+	for id := range e.active {
+		here = append(here, id)
+	}
 	closed := e.closed
 	e.mu.Unlock()
 	if closed || len(names) == 0 {
 		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
-	runs, err := e.store.ClaimExpired(ctx, ClaimExpiredParams{Owner: e.id, Workflows: names, Lease: e.lease, Limit: 100})
+	runs, err := e.store.ClaimExpired(ctx, ClaimExpiredParams{Owner: e.id, Workflows: names, Lease: e.lease, Limit: 100, Exclude: here})
 	cancel()
 	if err != nil {
 		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
@@ -372,9 +370,8 @@ func (e *Engine) RecoverNow() int {
 		_, here := e.active[run.ID]
 		e.mu.Unlock()
 		if here {
-			// Its lease lapsed before the heartbeat renewed it, and the
-			// claim renewed it instead: its runner here carries on (see
-			// runner.persistCtx), or, not holding the lease yet, claims it.
+			// It began here after Exclude was made (Resume, a duplicate
+			// start): its own Claim saw or made the latest version.
 			continue
 		}
 		e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))

@@ -141,7 +141,7 @@ func (m *MemoryStorage) ClaimExpired(_ context.Context, p ClaimExpiredParams) ([
 			break
 		}
 		if (cur.Status != StatusRunning && cur.Status != StatusPending) ||
-			!slices.Contains(p.Workflows, cur.Workflow) ||
+			!slices.Contains(p.Workflows, cur.Workflow) || slices.Contains(p.Exclude, cur.ID) ||
 			(cur.Owner != "" && now.Before(cur.LeaseUntil)) {
 			continue
 		}

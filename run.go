@@ -872,7 +872,6 @@ func (r *runner[In, Data]) persist() error {
 }
 
 func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
-	written := r.run.UpdatedAt // of the stored run as this runner last wrote or read it
 	r.run.UpdatedAt = r.now()
 	r.stamp = time.Time{}
 	lease := r.e.lease
@@ -884,28 +883,17 @@ func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 		return r.create(ctx, lease)
 	}
 	err := r.e.store.Update(ctx, r.run, lease)
-	for tries := 0; errors.Is(err, ErrConflict) && tries < 3; tries++ {
-		cur, gerr := r.e.store.Get(ctx, r.run.ID)
-		if gerr != nil {
-			break
+	if errors.Is(err, ErrConflict) {
+		if cur, gerr := r.e.store.Get(ctx, r.run.ID); gerr == nil {
+			if cur.Status == StatusCancelled {
+				return fmt.Errorf("flux: run %s was cancelled elsewhere: %w", r.run.ID, ErrCancelled)
+			}
+			if cur.Owner != r.e.id {
+				// Another owner took the run over (and may have finished it
+				// and released it): this one is a zombie and must stop.
+				return fmt.Errorf("flux: recording run %s: %w: %w", r.run.ID, ErrLeaseLost, err)
+			}
 		}
-		if cur.Status == StatusCancelled {
-			return fmt.Errorf("flux: run %s was cancelled elsewhere: %w", r.run.ID, ErrCancelled)
-		}
-		if cur.Owner != r.e.id {
-			// Another owner took the run over (and may have finished it
-			// and released it): this one is a zombie and must stop.
-			return fmt.Errorf("flux: recording run %s: %w: %w", r.run.ID, ErrLeaseLost, err)
-		}
-		// The lease lapsed before the heartbeat renewed it, and this
-		// engine's own recovery loop claimed the run (it skips runs that
-		// execute here): if no one else wrote it since, that claim only
-		// renewed the lease, so carry on at the claimed version.
-		if cur.UpdatedAt.Sub(written).Abs() >= time.Millisecond || !r.e.executesLeased(r.run.ID) {
-			break
-		}
-		r.run.Version = cur.Version
-		err = r.e.store.Update(ctx, r.run, lease)
 	}
 	if err != nil {
 		return fmt.Errorf("flux: recording run %s: %w", r.run.ID, err)

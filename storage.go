@@ -141,6 +141,9 @@ type ClaimExpiredParams struct {
 	Workflows []string
 	Lease     time.Duration
 	Limit     int
+	// Exclude are runs not to claim: the engine passes the runs it is
+	// executing, whose lease may have lapsed before its heartbeat renewed it.
+	Exclude []string
 }
 
 // ExtendParams are the arguments of Storage.Extend.

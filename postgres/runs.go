@@ -295,7 +295,7 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		out = out[:0]
 		byID := map[string]*flux.Run{}
-		seen := []string{} // rows this transaction already locked
+		seen := append([]string{}, p.Exclude...) // rows not to claim, and rows this transaction already locked
 		for {
 			rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, seen, limit)
 			if err != nil {

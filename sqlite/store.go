@@ -180,6 +180,9 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 				rows.Close()
 				return fmt.Errorf("sqlite: finding expired runs: %w", err)
 			}
+			if slices.Contains(p.Exclude, r.id) {
+				continue
+			}
 			if run, err := r.run(); err == nil {
 				runs = append(runs, run)
 			}

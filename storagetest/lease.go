@@ -178,6 +178,21 @@ var claimExpiredTests = []testCase{
 		}
 		wantSameSet(t, "runs claimed by the four calls", all, claimed)
 	}},
+	{"Exclude", func(t *testing.T, h Harness) {
+		for _, id := range []string{"r1", "r2", "r3"} {
+			mustCreate(t, h.Store, smallRun(id, "w", flux.StatusRunning, listBase), 0)
+		}
+		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{
+			Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 10, Exclude: []string{"r2", "no-such-run"},
+		})
+		if err != nil {
+			t.Fatalf("ClaimExpired: %v", err)
+		}
+		wantSameSet(t, "runs ClaimExpired claimed with r2 excluded", []string{"r1", "r3"}, ids(runs))
+		if r := mustGet(t, h.Store, "r2"); r.Owner != "" || r.Version != 1 {
+			t.Fatalf("excluded run r2 was changed: owner %q version %d", r.Owner, r.Version)
+		}
+	}},
 	{"NoWorkflows", func(t *testing.T, h Harness) {
 		mustCreate(t, h.Store, smallRun("r1", "w", flux.StatusPending, listBase), 0)
 		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Lease: hour, Limit: 10})

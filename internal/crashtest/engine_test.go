@@ -92,9 +92,9 @@ func TestHeartbeatSparesRunBeforeItHoldsItsLease(t *testing.T) {
 }
 
 // When an engine's lease renewals fail long enough for the lease to lapse,
-// its own recovery loop claims the run it is executing. Before the fix that
-// claim started a second execution attempt and made the running one's next
-// checkpoint fail with ErrConflict, stopping the run.
+// its own recovery loop must leave the run it is executing alone (it passes
+// it in ClaimExpiredParams.Exclude). A claim there once made the running
+// one's next checkpoint fail with ErrConflict, stopping the run.
 func TestOwnRecoveryLoopDoesNotStopARunWhoseLeaseLapsed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := &faultStore{Storage: flux.NewMemoryStorage(), errExtend: errors.New("injected: lease renewal failed")}
@@ -133,8 +133,12 @@ func TestOwnRecoveryLoopDoesNotStopARunWhoseLeaseLapsed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if lapsed.Version == before.Version {
-			t.Fatal("the recovery loop never claimed the run: the test does not exercise the lapse")
+		if !lapsed.LeaseUntil.Before(time.Now()) {
+			t.Fatal("the lease did not lapse: the test does not exercise the lapse")
+		}
+		if lapsed.Version != before.Version || lapsed.Owner != eng.ID() {
+			t.Fatalf("the engine's own recovery loop claimed the run it executes (version %d→%d, owner %q)",
+				before.Version, lapsed.Version, lapsed.Owner)
 		}
 		close(release)
 		if err := <-done; err != nil {
