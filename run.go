@@ -871,13 +871,14 @@ func (r *runner[In, Data]) persist() error {
 	return r.persistCtx(r.wctx)
 }
 
+// persistCtx writes the run with ctx, which callers make uncancellable: a
+// recorded state must not be lost to a Cancel or a caller giving up.
 func (r *runner[In, Data]) persistCtx(ctx context.Context) error {
 	r.run.UpdatedAt = r.now()
 	r.stamp = time.Time{}
 	lease := r.e.lease
 	if r.run.Status.Final() || r.release {
-		// Recording a final state must not be lost to a cancelled caller.
-		ctx, lease = context.WithoutCancel(ctx), ReleaseLease
+		lease = ReleaseLease
 	}
 	if r.unstored {
 		return r.create(ctx, lease)
