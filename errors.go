@@ -54,6 +54,17 @@ var (
 	ErrClosed = errors.New("flux: engine closed")
 	// ErrTimeout is the cause of an attempt that exceeded its Timeout.
 	ErrTimeout = errors.New("flux: step attempt timed out")
+	// ErrRunFinished reports an operation that needs an unfinished run, such
+	// as Engine.Cancel of a completed or failed run.
+	ErrRunFinished = errors.New("flux: run already finished")
+	// ErrStepNotReached reports a RetryStep from a node the run has not
+	// reached: a node before it has not finished, so there is no data to
+	// start from. Resume the run, or RetryStep an earlier node.
+	ErrStepNotReached = errors.New("flux: step not reached")
+	// ErrWrongWorkflow reports a run ID that belongs to another workflow than
+	// the one given: from Resume, RetryStep, or a start with an existing
+	// RunID.
+	ErrWrongWorkflow = errors.New("flux: run belongs to another workflow")
 	// ErrIllegalTransition reports a state change that the state machine
 	// forbids. It indicates a bug, in Flux or in a storage adapter.
 	ErrIllegalTransition = errors.New("flux: illegal state transition")

@@ -48,6 +48,11 @@ type StepState struct {
 	StartedAt  time.Time       `json:"startedAt,omitzero"`
 	FinishedAt time.Time       `json:"finishedAt,omitzero"`
 	Data       json.RawMessage `json:"data,omitempty"` // snapshot after the node finished
+	// InFlight is when the node's attempt in flight started, recorded before
+	// the attempt runs; zero when none is. A run whose owner crashed keeps
+	// it: the engine that continues the run records that attempt as
+	// interrupted.
+	InFlight time.Time `json:"inFlight,omitzero"`
 }
 
 // Attempt is one execution of a node's handler.
@@ -57,6 +62,10 @@ type Attempt struct {
 	Duration  time.Duration `json:"duration"`
 	Error     string        `json:"error,omitempty"`
 	Stack     string        `json:"stack,omitempty"` // when the handler panicked
+	// Interrupted marks an attempt cut off before its handler returned: by
+	// Engine.Cancel, Engine.Close, the caller's context, or a crash of the
+	// engine running it (then Duration is unknown and zero). Error says which.
+	Interrupted bool `json:"interrupted,omitempty"`
 }
 
 // Clone returns a deep copy of r.
