@@ -202,6 +202,11 @@ func summarize(r *flux.Run) RunSummary {
 	}
 	for _, st := range r.Steps {
 		for i, a := range st.Attempts {
+			if interrupted(a) {
+				// Neither finished nor failed: the handler was cut off, and
+				// the next attempt, if any, is not a retry of a failure.
+				continue
+			}
 			s.Attempts++
 			if a.Error != "" && (i < len(st.Attempts)-1 || st.Status != flux.StatusFailed) {
 				s.Retries++
@@ -212,6 +217,13 @@ func summarize(r *flux.Run) RunSummary {
 		}
 	}
 	return s
+}
+
+// interrupted reports whether attempt a was cut off before its handler
+// returned. Records written before Attempt.Interrupted existed say so only
+// by the prefix of the error.
+func interrupted(a flux.Attempt) bool {
+	return a.Interrupted || strings.HasPrefix(a.Error, "interrupted: ")
 }
 
 // Run implements [Source].
@@ -230,14 +242,14 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 	skipped := s.skipped[r.Workflow]
 	for i, st := range r.Steps {
 		n := Node{Index: i, Name: st.Name, Kind: st.Kind, Status: st.Status, Attempts: make([]Attempt, 0, len(st.Attempts)),
-			Conditional: skipped[i] || st.Status == flux.StatusSkipped, Reached: st.Status != flux.StatusPending || len(st.Attempts) > 0}
+			Conditional: skipped[i] || st.Status == flux.StatusSkipped, Reached: st.Status != flux.StatusPending || len(st.Attempts) > 0 || !st.InFlight.IsZero()}
 		end := int64(0)
 		for _, a := range st.Attempts {
 			at := Attempt{Number: a.Number, Status: flux.StatusCompleted, StartMs: a.StartedAt.UnixMilli(),
 				DurationMs: float64(a.Duration.Microseconds()) / 1000, Error: a.Error, Stack: a.Stack}
 			at.EndMs = at.StartMs + a.Duration.Milliseconds()
 			switch {
-			case strings.HasPrefix(a.Error, "interrupted: "):
+			case interrupted(a):
 				at.Status = statusInterrupted
 			case a.Error != "":
 				at.Status = flux.StatusFailed
@@ -245,11 +257,16 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 			end = at.EndMs
 			n.Attempts = append(n.Attempts, at)
 		}
-		if st.Status == flux.StatusRunning && r.Status == flux.StatusRunning {
-			// The running attempt is recorded when it ends.
+		if r.Status == flux.StatusRunning && (!st.InFlight.IsZero() || st.Status == flux.StatusRunning) {
+			// The running attempt is recorded when it ends. InFlight says
+			// when it started; records without it leave a guess: when the
+			// last attempt ended, or when the node started.
 			start := end
 			if start == 0 && !st.StartedAt.IsZero() {
 				start = st.StartedAt.UnixMilli()
+			}
+			if !st.InFlight.IsZero() {
+				start = st.InFlight.UnixMilli()
 			}
 			if start > 0 {
 				n.Attempts = append(n.Attempts, Attempt{Number: len(st.Attempts) + 1, Status: flux.StatusRunning, StartMs: start})

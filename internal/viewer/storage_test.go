@@ -225,3 +225,101 @@ func TestEngineTraceFile(t *testing.T) {
 		t.Errorf("hostile run error %q at %q", d.Error, d.FailedStep)
 	}
 }
+
+// TestStorageSourceInterruptedAndInFlight stores a running run by hand: its
+// charge node has a failed attempt, an interrupted one (Interrupted set,
+// Duration unknown), an interrupted one of an older record (marked only by
+// the "interrupted: " prefix) and an attempt in flight; its ship node was
+// interrupted once and then completed. It checks the attempts the run page
+// shows and that the summary counts interrupted attempts neither as
+// finished nor as retries.
+func TestStorageSourceInterruptedAndInFlight(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	base := time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+	inFlight := base.Add(10 * time.Second)
+	run := &flux.Run{
+		ID: "run-interrupted", Workflow: "shop", Status: flux.StatusRunning,
+		Input: []byte(`{}`), Data: []byte(`{}`), CreatedAt: base, UpdatedAt: inFlight,
+		Steps: []flux.StepState{
+			{Name: "charge", Kind: flux.KindStep, Status: flux.StatusRunning, StartedAt: base, InFlight: inFlight,
+				Attempts: []flux.Attempt{
+					{Number: 1, StartedAt: base, Duration: 100 * time.Millisecond, Error: "gateway timeout"},
+					{Number: 2, StartedAt: base.Add(time.Second), Error: "the engine running it stopped", Interrupted: true},
+					{Number: 3, StartedAt: base.Add(2 * time.Second), Duration: 50 * time.Millisecond, Error: "interrupted: context canceled"},
+				}},
+			{Name: "ship", Kind: flux.KindCommit, Status: flux.StatusCompleted, StartedAt: base, FinishedAt: base.Add(3 * time.Second),
+				Attempts: []flux.Attempt{
+					{Number: 1, StartedAt: base, Duration: 20 * time.Millisecond, Error: "run cancelled", Interrupted: true},
+					{Number: 2, StartedAt: base.Add(3 * time.Second), Duration: 5 * time.Millisecond},
+				}},
+			{Name: "notify", Kind: flux.KindCommit, Status: flux.StatusPending},
+		},
+	}
+	store := flux.NewMemoryStorage()
+	if err := store.Create(ctx, run, 0); err != nil {
+		t.Fatal(err)
+	}
+	src := NewStorageSource(store, "memory", StorageOptions{})
+	d, err := src.Run(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	type want struct {
+		number  int
+		status  flux.Status
+		startMs int64
+		endMs   int64
+	}
+	check := func(node string, wants []want) {
+		t.Helper()
+		n := nodeByName(t, d, node)
+		if len(n.Attempts) != len(wants) {
+			t.Fatalf("%s has %d attempts %+v, want %d", node, len(n.Attempts), n.Attempts, len(wants))
+		}
+		for i, w := range wants {
+			a := n.Attempts[i]
+			if a.Number != w.number || a.Status != w.status || a.StartMs != w.startMs || a.EndMs != w.endMs {
+				t.Errorf("%s attempt %d = #%d %s %d–%d, want #%d %s %d–%d",
+					node, i, a.Number, a.Status, a.StartMs, a.EndMs, w.number, w.status, w.startMs, w.endMs)
+			}
+		}
+	}
+	ms := func(d time.Duration) int64 { return base.Add(d).UnixMilli() }
+	check("charge", []want{
+		{1, flux.StatusFailed, ms(0), ms(100 * time.Millisecond)},
+		{2, statusInterrupted, ms(time.Second), ms(time.Second)}, // Duration unknown: it ends where it starts
+		{3, statusInterrupted, ms(2 * time.Second), ms(2*time.Second + 50*time.Millisecond)},
+		{4, flux.StatusRunning, inFlight.UnixMilli(), 0}, // from InFlight, not from the end of #3
+	})
+	check("ship", []want{
+		{1, statusInterrupted, ms(0), ms(20 * time.Millisecond)},
+		{2, flux.StatusCompleted, ms(3 * time.Second), ms(3*time.Second + 5*time.Millisecond)},
+	})
+	check("notify", nil)
+
+	// Only charge #1 failed and was retried; charge #1 and ship #2 finished.
+	if d.Retries != 1 || d.Attempts != 2 {
+		t.Errorf("run detail counts %d retries and %d attempts, want 1 retry (charge #1) and 2 finished attempts", d.Retries, d.Attempts)
+	}
+	p, err := src.Runs(ctx, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Runs) != 1 || p.Runs[0].Retries != 1 || p.Runs[0].Attempts != 2 {
+		t.Errorf("runs list = %+v, want the run with 1 retry and 2 finished attempts", p.Runs)
+	}
+
+	// Once the run is no longer running, nothing is shown in flight.
+	run.Status, run.FinishedAt = flux.StatusCancelled, inFlight
+	if err := store.Update(ctx, run, 0); err != nil {
+		t.Fatal(err)
+	}
+	if d, err = src.Run(ctx, run.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := nodeByName(t, d, "charge"); len(n.Attempts) != 3 {
+		t.Errorf("charge of the cancelled run has %d attempts %+v, want the 3 recorded ones", len(n.Attempts), n.Attempts)
+	}
+}
