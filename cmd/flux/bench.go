@@ -70,8 +70,12 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), "usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]\n\nRuns workload W1 (two steps and one commit, trivial work, small data) N times at concurrency C,\nthen a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q: flux bench takes flags only (see flux bench -h)", pos[0])
 	}
 	if *n <= 0 || *c <= 0 || *seq < 0 {
 		return fmt.Errorf("--workflows and --concurrency must be positive, --sequential not negative")

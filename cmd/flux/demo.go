@@ -7,8 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/internal/orderdemo"
@@ -33,11 +36,12 @@ func demo(ctx context.Context, out io.Writer, args []string) error {
 	}
 	so := addStoreFlags(fs, "sqlite")
 	failures := fs.Int("failures", 2, "how many times the fake payment gateway fails before the charge goes through;\nmore than 3 exhausts charge's retries and fails the run")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q; see flux demo -h", fs.Args())
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q: flux demo takes flags only (see flux demo -h)", pos[0])
 	}
 	if *failures < 0 {
 		return fmt.Errorf("-failures %d: want 0 or more", *failures)
@@ -95,7 +99,8 @@ func runDemo(ctx context.Context, out io.Writer, store flux.Storage, failures in
 }
 
 // writeRunTable prints a stored run: its ID, workflow, status and duration,
-// then one row per node with its kind, status, attempts and duration.
+// one row per node with its kind, status, attempts and duration, then one
+// line per attempt of each node (see writeAttempts) and the run's error.
 func writeRunTable(out io.Writer, run *flux.Run) error {
 	end := run.FinishedAt
 	if end.IsZero() {
@@ -115,10 +120,76 @@ func writeRunTable(out io.Writer, run *flux.Run) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if err := writeAttempts(out, run); err != nil {
+		return err
+	}
 	if run.Error != "" {
 		fmt.Fprintf(out, "\nerror: %s\n", run.Error)
 	}
 	return nil
+}
+
+// attemptTime is how writeAttempts prints when an attempt started.
+const attemptTime = "2006-01-02 15:04:05.000"
+
+// writeAttempts prints every attempt of every node of run, one line each:
+// node, number, start, duration and outcome (ok, failed: error, or
+// interrupted: error), and the attempt in flight of a node whose InFlight is
+// set. It prints nothing when no node has an attempt.
+func writeAttempts(out io.Writer, run *flux.Run) error {
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	header := false
+	line := func(format string, a ...any) {
+		if !header {
+			fmt.Fprintln(tw, "\nSTEP\tATTEMPT\tSTARTED\tDURATION\tOUTCOME")
+			header = true
+		}
+		fmt.Fprintf(tw, format, a...)
+	}
+	for _, s := range run.Steps {
+		for _, a := range s.Attempts {
+			d := formatDuration(a.Duration)
+			if interrupted(a) && a.Duration == 0 {
+				d = "unknown" // the engine running it crashed
+			}
+			line("%s\t#%d\t%s\t%s\t%s\n", s.Name, a.Number, a.StartedAt.Local().Format(attemptTime), d, outcome(a))
+		}
+		if !s.InFlight.IsZero() {
+			line("%s\t#%d\t%s\t-\tin flight\n", s.Name, len(s.Attempts)+1, s.InFlight.Local().Format(attemptTime))
+		}
+	}
+	return tw.Flush()
+}
+
+// interrupted reports whether attempt a was cut off before its handler
+// returned. Records written before Attempt.Interrupted existed say so only
+// by the prefix of the error.
+func interrupted(a flux.Attempt) bool {
+	return a.Interrupted || strings.HasPrefix(a.Error, "interrupted: ")
+}
+
+// outcome says how attempt a ended: "ok", "failed: ERROR" or
+// "interrupted: ERROR", the error on one line.
+func outcome(a flux.Attempt) string {
+	oneLine := func(msg string) string {
+		if strings.ContainsFunc(msg, unicode.IsControl) {
+			return strconv.Quote(msg) // a newline or tab would break the table
+		}
+		return msg
+	}
+	switch {
+	case interrupted(a):
+		msg := strings.TrimPrefix(a.Error, "interrupted: ")
+		if msg == "" {
+			return "interrupted"
+		}
+		return "interrupted: " + oneLine(msg)
+	case a.Error == "":
+		return "ok"
+	case a.Stack != "":
+		return "failed: " + oneLine(a.Error) + " (panicked; --json shows the stack)"
+	}
+	return "failed: " + oneLine(a.Error)
 }
 
 // formatDuration rounds d to three significant digits or so.

@@ -43,11 +43,12 @@ func parseDev(args []string, stderr io.Writer) (devConfig, error) {
 			"It shows the trace file unless a storage flag is given.\n\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return c, err
 	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q: pass the trace file with --trace", fs.Arg(0))
+	if len(pos) > 0 {
+		return c, fmt.Errorf("unexpected argument %q: pass the trace file with --trace", pos[0])
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -78,13 +79,7 @@ func runDev(ctx context.Context, args []string) error {
 // openSource opens what c names. The returned func releases it.
 func openSource(ctx context.Context, c devConfig) (viewer.Source, string, func(), error) {
 	if c.store != nil {
-		if c.store.kind() == "sqlite" {
-			// Opening a missing file would create an empty database.
-			if _, err := os.Stat(c.store.db); err != nil {
-				return nil, "", nil, fmt.Errorf("no SQLite database at %s: pass with --db the file your engine writes (%w)", c.store.db, err)
-			}
-		}
-		store, closeStore, err := c.store.open(ctx)
+		store, closeStore, err := c.store.openExisting(ctx)
 		if err != nil {
 			return nil, "", nil, err
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,34 +25,40 @@ func init() {
 	})
 }
 
+// runStatuses are the statuses a run can be in, as --status takes them.
+var runStatuses = []flux.Status{
+	flux.StatusPending, flux.StatusRunning, flux.StatusWaiting,
+	flux.StatusCompleted, flux.StatusFailed, flux.StatusCancelled,
+}
+
+// runsCmd is `flux runs list` and `flux runs show ID`. Both only read: a
+// --db file that does not exist is an error.
 func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		return errors.New("usage: flux runs list [flags] | flux runs show [flags] ID")
+		return errors.New("usage: flux runs list [flags] | flux runs show ID [flags]")
 	}
 	sub := args[0]
 	fs := flag.NewFlagSet("runs "+sub, flag.ContinueOnError)
 	so := addStoreFlags(fs, "sqlite")
 	workflow := fs.String("workflow", "", "list: only runs of this workflow")
-	status := fs.String("status", "", "list: only runs in these statuses, comma-separated (e.g. failed,running)")
+	status := fs.String("status", "", "list: only runs in these statuses, comma-separated: "+joinStatuses(runStatuses))
 	limit := fs.Int("limit", 20, "list: runs per page")
 	cursor := fs.String("cursor", "", "list: the page after this cursor (printed at the end of a page)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if sub == "show" && fs.NArg() != 1 {
-		return errors.New("usage: flux runs show [flags] ID")
-	}
-	if sub == "list" && fs.NArg() != 0 {
-		return fmt.Errorf("unexpected arguments %q; flags go before them? see flux runs list -h", fs.Args())
-	}
-	store, closeStore, err := so.open(ctx)
+	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
 		return err
 	}
-	defer closeStore()
 	if sub == "show" {
-		run, err := store.Get(ctx, fs.Arg(0))
+		if len(pos) != 1 {
+			return fmt.Errorf("usage: flux runs show ID [flags]: want one run ID, got %d arguments %q", len(pos), pos)
+		}
+		store, closeStore, err := so.openExisting(ctx)
+		if err != nil {
+			return err
+		}
+		defer closeStore()
+		run, err := store.Get(ctx, pos[0])
 		if err != nil {
 			return err
 		}
@@ -60,13 +67,19 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 		}
 		return writeRunTable(out, run)
 	}
-	f := flux.Filter{Workflow: *workflow, Limit: *limit, Cursor: *cursor}
-	for _, s := range strings.Split(*status, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			f.Status = append(f.Status, flux.Status(s))
-		}
+	if len(pos) != 0 {
+		return fmt.Errorf("unexpected argument %q: flux runs list takes flags only (see flux runs list -h)", pos[0])
 	}
-	page, err := store.List(ctx, f)
+	statuses, err := parseStatuses(*status)
+	if err != nil {
+		return err
+	}
+	store, closeStore, err := so.openExisting(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeStore()
+	page, err := store.List(ctx, flux.Filter{Workflow: *workflow, Status: statuses, Limit: *limit, Cursor: *cursor})
 	if err != nil {
 		return err
 	}
@@ -99,9 +112,49 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 		fmt.Fprintln(out, "no runs")
 	}
 	if page.Next != "" {
-		fmt.Fprintf(out, "more: flux runs list --cursor %s\n", page.Next)
+		fmt.Fprintf(out, "more: %s\n", nextPageCommand(fs, page.Next))
 	}
 	return nil
+}
+
+// parseStatuses reads the comma-separated statuses of --status; an unknown
+// one is an error naming it and the valid ones.
+func parseStatuses(s string) ([]flux.Status, error) {
+	var out []flux.Status
+	for _, v := range strings.Split(s, ",") {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		st := flux.Status(strings.ToLower(v))
+		if !slices.Contains(runStatuses, st) {
+			return nil, fmt.Errorf("unknown --status %q: want one or more of %s, comma-separated", v, joinStatuses(runStatuses))
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+func joinStatuses(ss []flux.Status) string {
+	names := make([]string, len(ss))
+	for i, s := range ss {
+		names[i] = string(s)
+	}
+	return strings.Join(names, ", ")
+}
+
+// nextPageCommand is the command that lists the page after cursor: flux
+// runs list with the store and filter flags the user gave, quoted for a
+// shell, so that it can be pasted as is.
+func nextPageCommand(fs *flag.FlagSet, cursor string) string {
+	words := []string{"flux", "runs", "list"}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "storage", "db", "postgres", "workflow", "status", "limit":
+			words = append(words, "--"+f.Name, shellQuote(f.Value.String()))
+		}
+	})
+	return strings.Join(append(words, "--cursor", shellQuote(cursor)), " ")
 }
 
 func printJSON(out io.Writer, v any) error {
@@ -118,8 +171,12 @@ type migrator interface {
 func migrateCmd(ctx context.Context, out io.Writer, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	so := addStoreFlags(fs, "sqlite")
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseArgs(fs, args)
+	if err != nil {
 		return err
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("unexpected argument %q: flux migrate takes flags only (see flux migrate -h)", pos[0])
 	}
 	store, closeStore, err := so.open(ctx)
 	if err != nil {

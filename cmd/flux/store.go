@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -45,7 +46,24 @@ func (o *storeOptions) kind() string {
 	return o.storage
 }
 
-// open opens the chosen storage and returns it with its closer.
+// openExisting is open for the commands that only read: a SQLite file that
+// does not exist is an error, where open would create an empty database
+// (and its directory) and the command would report no runs.
+func (o *storeOptions) openExisting(ctx context.Context) (flux.Storage, func(), error) {
+	if o.kind() == "sqlite" {
+		if _, err := os.Stat(o.db); errors.Is(err, os.ErrNotExist) {
+			return nil, nil, fmt.Errorf("no SQLite database at %s: the file does not exist. "+
+				"Pass with --db the file your engine writes, or create one with `flux migrate --db %s` (empty) "+
+				"or `flux demo --db %s` (with a sample run)", o.db, shellQuote(o.db), shellQuote(o.db))
+		} else if err != nil {
+			return nil, nil, fmt.Errorf("cannot read the SQLite database %s: %w", o.db, err)
+		}
+	}
+	return o.open(ctx)
+}
+
+// open opens the chosen storage, creating a SQLite file that does not
+// exist, and returns it with its closer.
 func (o *storeOptions) open(ctx context.Context) (flux.Storage, func(), error) {
 	switch o.kind() {
 	case "memory":
