@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 )
@@ -40,6 +41,11 @@ type Config struct {
 	// workflows whose owner died; 0 means 5s.
 	RecoveryInterval time.Duration
 	// ID names this engine as the owner of its leases; "" means a random ID.
+	// Give each process a stable ID of its own (a host or pod name): an
+	// engine started with the ID of one that crashed continues that one's
+	// runs at once, at its first recovery pass, instead of after their
+	// leases expire. Two engines running at the same time must not share an
+	// ID, and an ID may not contain "#".
 	ID string
 }
 
@@ -55,14 +61,20 @@ type Engine struct {
 	lease    time.Duration
 	interval time.Duration
 	id       string
+	owner    string // id#nonce: what this start of the engine writes as owner
 
 	mu         sync.Mutex
 	active     map[string]*activeRun
+	orphans    map[string]bool // runs that ended here still leased to this engine
 	closed     bool
 	registry   map[string]registered
 	recovering bool
 	wg         sync.WaitGroup // runs and background loops
 	stop       chan struct{}
+
+	// checkpointHook, when set (by tests), sees every write of a run with
+	// the changes it records.
+	checkpointHook func(*Run, *changes)
 }
 
 type activeRun struct {
@@ -79,8 +91,11 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{
 		store: cfg.Storage, log: cfg.Logger, hooks: cfg.Hooks, trace: cfg.Trace,
 		maxBytes: cfg.MaxPayloadBytes, lease: cfg.LeaseDuration, interval: cfg.RecoveryInterval,
-		id: cfg.ID, active: make(map[string]*activeRun), registry: make(map[string]registered),
-		stop: make(chan struct{}),
+		id: cfg.ID, active: make(map[string]*activeRun), orphans: make(map[string]bool),
+		registry: make(map[string]registered), stop: make(chan struct{}),
+	}
+	if strings.Contains(e.id, "#") {
+		return nil, fmt.Errorf("flux: Config.ID %q contains \"#\", which separates the ID from its start's nonce in lease owners; choose another ID", cfg.ID)
 	}
 	if e.store == nil {
 		e.store = NewMemoryStorage()
@@ -100,6 +115,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if e.id == "" {
 		e.id = "engine-" + newID()[24:]
 	}
+	e.owner = e.id + "#" + newID()[28:]
 	retries, timeout := 3, 30*time.Second
 	e.defaults = stepOptions{retries: &retries, timeout: &timeout, backoff: &backoff{time.Second, 10 * time.Second}}
 	for _, o := range cfg.DefaultStepOptions {
@@ -118,8 +134,14 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return e, nil
 }
 
-// ID returns the engine's owner ID, as recorded in the leases it holds.
+// ID returns the engine's ID: Config.ID, or the random one it drew.
 func (e *Engine) ID() string { return e.id }
+
+// Owner returns what the engine records as the owner of the runs it
+// executes: its ID, "#", and a nonce new at every NewEngine, so that an
+// engine restarted with the same ID tells its own runs from those of its
+// crashed predecessor (see [Storage]).
+func (e *Engine) Owner() string { return e.owner }
 
 // Storage returns the engine's storage.
 func (e *Engine) Storage() Storage { return e.store }
@@ -127,7 +149,8 @@ func (e *Engine) Storage() Storage { return e.store }
 // Close stops the engine: runs in flight see their context cancelled with
 // cause ErrClosed and stop without being marked failed or cancelled, so they
 // stay resumable; their leases are released. Close waits for them and for the
-// engine's background work, and does not close the storage.
+// engine's background work. It closes neither the storage nor the trace
+// sink: whoever opened them closes them, after the engine.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	if e.closed {
@@ -171,9 +194,15 @@ func (e *Engine) holdsLease(id string) {
 	e.mu.Unlock()
 }
 
-func (e *Engine) end(id string, a *activeRun) {
+// end unregisters run id. leased reports whether the run is still leased to
+// this engine in storage (its last write failed): the recovery loop then
+// takes it up again.
+func (e *Engine) end(id string, a *activeRun, leased bool) {
 	e.mu.Lock()
 	delete(e.active, id)
+	if leased {
+		e.orphans[id] = true
+	}
 	if a.done != nil {
 		close(a.done)
 	}
@@ -197,7 +226,7 @@ func (e *Engine) List(ctx context.Context, f Filter) (*RunPage, error) {
 // context cancelled and is marked cancelled before Cancel returns; a run
 // executing elsewhere is marked cancelled in storage and its owner stops at
 // its next checkpoint. Cancelling a cancelled run is a no-op; cancelling a
-// completed or failed one is an error.
+// completed or failed one returns an error wrapping ErrRunFinished.
 func (e *Engine) Cancel(ctx context.Context, id string) error {
 	e.mu.Lock()
 	a := e.active[id]
@@ -227,7 +256,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		case StatusCancelled:
 			return nil
 		case StatusCompleted, StatusFailed:
-			return fmt.Errorf("flux: cannot cancel run %s: it is %s", id, run.Status)
+			return fmt.Errorf("%w: cannot cancel run %s: it is %s", ErrRunFinished, id, run.Status)
 		}
 		if err := CheckRunTransition(run.Status, StatusCancelled, TriggerExecute); err != nil {
 			return err
@@ -235,6 +264,9 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		run.Status, run.Error = StatusCancelled, ErrCancelled.Error()
 		run.UpdatedAt = time.Now()
 		run.FinishedAt = run.UpdatedAt
+		for i := range run.Steps {
+			run.Steps[i].InFlight = time.Time{}
+		}
 		err = e.store.Update(ctx, run, 0)
 		if !errors.Is(err, ErrConflict) {
 			return err
@@ -266,7 +298,7 @@ func (e *Engine) heartbeat() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.lease/3)
-		lost, err := e.store.Extend(ctx, ExtendParams{Owner: e.id, IDs: ids, Lease: e.lease})
+		lost, err := e.store.Extend(ctx, ExtendParams{Owner: e.owner, IDs: ids, Lease: e.lease})
 		cancel()
 		if err != nil {
 			e.log.Warn("flux: renewing leases failed", slog.Any("error", err))
@@ -280,110 +312,6 @@ func (e *Engine) heartbeat() {
 		}
 		e.mu.Unlock()
 	}
-}
-
-// registered is a workflow the engine can recover without its types.
-type registered interface {
-	Name() string
-	Err() error
-	recoverRun(ctx context.Context, e *Engine, run *Run) error
-}
-
-// Registrable is a workflow definition that [Engine.Register] accepts: any
-// *[Workflow].
-type Registrable interface {
-	registered
-}
-
-// Register makes the engine recover runs of these workflows: runs whose
-// owner died (its lease expired) or shut down are picked up by a background
-// loop every Config.RecoveryInterval and continued after their last durable
-// node. It returns the definition errors of the workflows, wrapping
-// ErrInvalidDefinition.
-func (e *Engine) Register(flows ...Registrable) error {
-	for _, f := range flows {
-		if err := f.Err(); err != nil {
-			return err
-		}
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
-		return ErrClosed
-	}
-	for _, f := range flows {
-		e.registry[f.Name()] = f
-	}
-	if !e.recovering && len(e.registry) > 0 {
-		e.recovering = true
-		e.wg.Add(1)
-		go e.recoveryLoop()
-	}
-	return nil
-}
-
-func (e *Engine) recoveryLoop() {
-	defer e.wg.Done()
-	t := time.NewTicker(e.interval)
-	defer t.Stop()
-	for {
-		e.RecoverNow()
-		select {
-		case <-e.stop:
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// RecoverNow claims the runs of registered workflows whose lease expired
-// and continues each in its own goroutine. It returns how many it claimed.
-// The recovery loop calls it every Config.RecoveryInterval; tests and
-// operators may call it directly.
-func (e *Engine) RecoverNow() int {
-	e.mu.Lock()
-	names := make([]string, 0, len(e.registry))
-	for n := range e.registry {
-		names = append(names, n)
-	}
-	// Runs executing here are not for recovery, even if their lease lapsed
-	// before the heartbeat renewed it.
-	here := make([]string, 0, len(e.active))
-	for id := range e.active {
-		here = append(here, id)
-	}
-	closed := e.closed
-	e.mu.Unlock()
-	if closed || len(names) == 0 {
-		return 0
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
-	runs, err := e.store.ClaimExpired(ctx, ClaimExpiredParams{Owner: e.id, Workflows: names, Lease: e.lease, Limit: 100, Exclude: here})
-	cancel()
-	if err != nil {
-		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
-		return 0
-	}
-	for _, run := range runs {
-		e.mu.Lock()
-		w := e.registry[run.Workflow]
-		_, here := e.active[run.ID]
-		e.mu.Unlock()
-		if here {
-			// It began here after Exclude was made (Resume, a duplicate
-			// start): its own Claim saw or made the latest version.
-			continue
-		}
-		e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
-		e.wg.Add(1)
-		go func() {
-			defer e.wg.Done()
-			if err := w.recoverRun(context.Background(), e, run); err != nil && !errors.Is(err, ErrClosed) {
-				e.log.Warn("flux: recovered run did not complete", slog.String("run_id", run.ID), slog.Any("error", err))
-			}
-		}()
-	}
-	return len(runs)
 }
 
 // newID returns a UUIDv7: random, and sortable by creation time.

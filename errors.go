@@ -49,9 +49,9 @@ var (
 	ErrRunExists = errors.New("flux: run already exists")
 	// ErrCancelled is the cause of a run stopped by Engine.Cancel.
 	ErrCancelled = errors.New("flux: run cancelled")
-	// ErrClosed reports use of an engine after Close. Runs interrupted by
-	// Close stay resumable.
-	ErrClosed = errors.New("flux: engine closed")
+	// ErrClosed reports use of an engine or a store after its Close. Runs
+	// interrupted by Engine.Close stay resumable.
+	ErrClosed = errors.New("flux: closed")
 	// ErrTimeout is the cause of an attempt that exceeded its Timeout.
 	ErrTimeout = errors.New("flux: step attempt timed out")
 	// ErrRunFinished reports an operation that needs an unfinished run, such

@@ -13,21 +13,56 @@ import (
 
 // MemoryStorage is the in-memory [Storage], the default of a zero
 // [Config]. It is for development and tests: runs are lost with the process.
+// Like every store it keeps copies: nothing a caller gives it or gets from it
+// is shared.
 type MemoryStorage struct {
-	mu   sync.Mutex
-	runs map[string]*Run
+	mu     sync.Mutex
+	runs   map[string]*memRun
+	closed bool
 }
+
+// memRun is a stored run and the buffers its copy lives in, reused by the
+// next Update of the run.
+type memRun struct {
+	run  Run
+	buf  []byte
+	atts []Attempt
+}
+
+func (m *memRun) set(r *Run) { m.buf, m.atts = copyRun(&m.run, r, m.buf, m.atts) }
 
 // NewMemoryStorage returns an empty in-memory storage.
 func NewMemoryStorage() *MemoryStorage {
-	return &MemoryStorage{runs: make(map[string]*Run)}
+	return &MemoryStorage{runs: make(map[string]*memRun)}
 }
 
 var _ Storage = (*MemoryStorage)(nil)
 
+var errMemoryClosed = fmt.Errorf("flux: memory storage is closed: %w", ErrClosed)
+
+// lock locks m, or returns an error wrapping ErrClosed after Close.
+func (m *MemoryStorage) lock() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return errMemoryClosed
+	}
+	return nil
+}
+
+// Close implements [Storage]: it drops every run.
+func (m *MemoryStorage) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed, m.runs = true, nil
+	return nil
+}
+
 // Create implements [Storage].
 func (m *MemoryStorage) Create(_ context.Context, run *Run, lease time.Duration) error {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
 	if _, ok := m.runs[run.ID]; ok {
 		return fmt.Errorf("%w: %s", ErrRunExists, run.ID)
@@ -37,23 +72,23 @@ func (m *MemoryStorage) Create(_ context.Context, run *Run, lease time.Duration)
 	if run.Owner != "" {
 		run.LeaseUntil = time.Now().Add(lease)
 	}
-	// Readers only ever get clones, and the engine never changes attempts
-	// it has written, so the stored steps may share their backing arrays.
-	c := *run
-	c.Steps = slices.Clone(run.Steps)
-	m.runs[run.ID] = &c
+	c := new(memRun)
+	c.set(run)
+	m.runs[run.ID] = c
 	return nil
 }
 
 // Get implements [Storage].
 func (m *MemoryStorage) Get(_ context.Context, id string) (*Run, error) {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	r, ok := m.runs[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrRunNotFound, id)
 	}
-	return r.Clone(), nil
+	return r.run.Clone(), nil
 }
 
 // List implements [Storage].
@@ -62,11 +97,13 @@ func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
 	var match []*Run
 	for _, r := range m.runs {
-		if f.Matches(r) && (after == nil || after.Before(r)) {
-			match = append(match, r)
+		if f.Matches(&r.run) && (after == nil || after.Before(&r.run)) {
+			match = append(match, &r.run)
 		}
 	}
 	slices.SortFunc(match, compareNewestFirst)
@@ -84,12 +121,16 @@ func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
 
 // Update implements [Storage].
 func (m *MemoryStorage) Update(_ context.Context, run *Run, lease time.Duration) error {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return err
+	}
 	defer m.mu.Unlock()
-	cur, ok := m.runs[run.ID]
-	switch {
-	case !ok:
+	stored, ok := m.runs[run.ID]
+	if !ok {
 		return fmt.Errorf("%w: %q", ErrRunNotFound, run.ID)
+	}
+	cur := &stored.run
+	switch {
 	case cur.Owner != run.Owner && cur.Owner != "":
 		return fmt.Errorf("%w: run %s is owned by %s", ErrLeaseLost, run.ID, cur.Owner)
 	case cur.Version != run.Version:
@@ -104,25 +145,30 @@ func (m *MemoryStorage) Update(_ context.Context, run *Run, lease time.Duration)
 	default:
 		run.LeaseUntil = cur.LeaseUntil
 	}
-	// In place: readers only ever get clones. The engine appends attempts
-	// to its own slices after a write and never changes written ones, so
-	// sharing their backing arrays is safe.
-	steps := append(cur.Steps[:0], run.Steps...)
-	*cur = *run
-	cur.Steps = steps
+	id, workflow, created := cur.ID, cur.Workflow, cur.CreatedAt
+	stored.set(run)
+	cur.ID, cur.Workflow, cur.CreatedAt = id, workflow, created
 	return nil
+}
+
+// claimable reports whether owner may take the lease of r now.
+func claimable(r *Run, owner string, now time.Time) bool {
+	return r.Owner == "" || r.Owner == owner || !now.Before(r.LeaseUntil) || Supersedes(owner, r.Owner)
 }
 
 // Claim implements [Storage].
 func (m *MemoryStorage) Claim(_ context.Context, p ClaimParams) (*Run, error) {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
-	cur, ok := m.runs[p.ID]
+	stored, ok := m.runs[p.ID]
 	if !ok {
 		return nil, fmt.Errorf("%w: %q", ErrRunNotFound, p.ID)
 	}
+	cur := &stored.run
 	now := time.Now()
-	if cur.Owner != "" && cur.Owner != p.Owner && now.Before(cur.LeaseUntil) {
+	if !claimable(cur, p.Owner, now) {
 		return nil, fmt.Errorf("%w: run %s is leased by %s until %s", ErrRunActive, p.ID, cur.Owner, cur.LeaseUntil.Format(time.RFC3339Nano))
 	}
 	cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
@@ -132,17 +178,19 @@ func (m *MemoryStorage) Claim(_ context.Context, p ClaimParams) (*Run, error) {
 
 // ClaimExpired implements [Storage].
 func (m *MemoryStorage) ClaimExpired(_ context.Context, p ClaimExpiredParams) ([]*Run, error) {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	now := time.Now()
 	var out []*Run
-	for _, cur := range m.runs {
+	for _, stored := range m.runs {
 		if p.Limit > 0 && len(out) >= p.Limit {
 			break
 		}
-		if (cur.Status != StatusRunning && cur.Status != StatusPending) ||
-			!slices.Contains(p.Workflows, cur.Workflow) || slices.Contains(p.Exclude, cur.ID) ||
-			(cur.Owner != "" && now.Before(cur.LeaseUntil)) {
+		cur := &stored.run
+		if (cur.Status != StatusRunning && cur.Status != StatusPending) || cur.Owner == p.Owner ||
+			!slices.Contains(p.Workflows, cur.Workflow) || !claimable(cur, p.Owner, now) {
 			continue
 		}
 		cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
@@ -154,17 +202,19 @@ func (m *MemoryStorage) ClaimExpired(_ context.Context, p ClaimExpiredParams) ([
 
 // Extend implements [Storage].
 func (m *MemoryStorage) Extend(_ context.Context, p ExtendParams) ([]string, error) {
-	m.mu.Lock()
+	if err := m.lock(); err != nil {
+		return nil, err
+	}
 	defer m.mu.Unlock()
 	until := time.Now().Add(p.Lease)
 	var lost []string
 	for _, id := range p.IDs {
 		cur, ok := m.runs[id]
-		if !ok || cur.Owner != p.Owner {
+		if !ok || cur.run.Owner != p.Owner || p.Owner == "" {
 			lost = append(lost, id)
 			continue
 		}
-		cur.LeaseUntil = until
+		cur.run.LeaseUntil = until
 	}
 	return lost, nil
 }

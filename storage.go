@@ -3,6 +3,7 @@ package flux
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -68,15 +69,59 @@ type Attempt struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 }
 
-// Clone returns a deep copy of r.
+// Clone returns a deep copy of r: it shares no slice, not even the bytes
+// of its JSON, with r.
 func (r *Run) Clone() *Run {
-	c := *r
-	c.Steps = make([]StepState, len(r.Steps))
-	copy(c.Steps, r.Steps)
-	for i := range c.Steps {
-		c.Steps[i].Attempts = append([]Attempt(nil), r.Steps[i].Attempts...)
+	c := new(Run)
+	copyRun(c, r, nil, nil)
+	return c
+}
+
+// copyRun makes dst a deep copy of src and returns the buffers that hold its
+// JSON bytes and attempts. It reuses dst.Steps, buf and atts when they are
+// large enough, so a store may keep one copy of a run and overwrite it in
+// place; the attempts of each step are capped, so that appending to them
+// never writes into the next step's.
+func copyRun(dst, src *Run, buf []byte, atts []Attempt) ([]byte, []Attempt) {
+	steps := dst.Steps[:0]
+	*dst = *src
+	size, n := len(src.Input)+len(src.Data), 0
+	for i := range src.Steps {
+		size += len(src.Steps[i].Data)
+		n += len(src.Steps[i].Attempts)
 	}
-	return &c
+	if cap(buf) < size {
+		buf = make([]byte, 0, size)
+	}
+	if cap(atts) < n {
+		atts = make([]Attempt, n)
+	}
+	buf, atts = buf[:0], atts[:n]
+	dup := func(b json.RawMessage) json.RawMessage {
+		if b == nil {
+			return nil
+		}
+		start := len(buf)
+		buf = append(buf, b...)
+		return buf[start:len(buf):len(buf)]
+	}
+	dst.Input, dst.Data = dup(src.Input), dup(src.Data)
+	if src.Steps == nil {
+		dst.Steps = nil
+		return buf, atts
+	}
+	dst.Steps = append(steps, src.Steps...)
+	off := 0
+	for i := range dst.Steps {
+		s := &dst.Steps[i]
+		s.Data = dup(s.Data)
+		if s.Attempts != nil {
+			k := copy(atts[off:], s.Attempts)
+			s.Attempts = atts[off : off+k : off+k]
+			off += k
+		}
+	}
+	return buf, atts
 }
 
 // Storage keeps runs. The engine depends on nothing else for state, so an
@@ -86,11 +131,21 @@ func (r *Run) Clone() *Run {
 //
 // Writes that advance a run are compare-and-set on Run.Version and Run.Owner,
 // so two engines can never both advance one run.
+//
+// A store keeps no reference to what callers give it or get from it: a
+// caller may change any part of a run, down to the bytes of its JSON, after
+// Create, Update or Get without changing the store.
+//
+// Owners: an engine writes its owner as its ID, "#", and a nonce drawn when
+// it starts ("billing-1#9f3a61c2"; see [OwnerEngine]). A lease held by an
+// owner of the same engine ID but another nonce was taken by an earlier
+// start of that engine, which has stopped: Claim and ClaimExpired take it
+// over at once, without waiting for it to expire.
 type Storage interface {
 	// Create stores a new run, setting its Version to 1 and, when run.Owner
 	// is set, its lease to the storage's now + lease. If a run with the
 	// same ID exists it returns an error wrapping ErrRunExists and stores
-	// nothing. Like Update, it keeps no reference to run.
+	// nothing.
 	Create(ctx context.Context, run *Run, lease time.Duration) error
 
 	// Get returns the run with the given ID, or an error wrapping
@@ -109,22 +164,22 @@ type Storage interface {
 	// lease is extended to the storage's now + lease, with lease == 0 it is
 	// kept, and with ReleaseLease the lease is released: the stored Owner
 	// and run.Owner become "". On success run.LeaseUntil is the stored one.
-	// The storage keeps no reference to run: the caller may change it
-	// afterwards, though it only appends to a step's Attempts and replaces
-	// JSON values rather than changing their bytes. ID, Workflow and
-	// CreatedAt are set by Create: Update must not be used to change them,
-	// and a store may keep the stored ones.
+	// ID, Workflow and CreatedAt are set by Create: Update must not be used
+	// to change them, and a store may keep the stored ones.
 	Update(ctx context.Context, run *Run, lease time.Duration) error
 
 	// Claim gives p.Owner the lease of run p.ID if no one holds it, the lease
-	// expired, or p.Owner already holds it, whatever the run's status; the
-	// version is incremented. Otherwise it returns ErrRunActive, or
-	// ErrRunNotFound for an unknown ID.
+	// expired, p.Owner already holds it, or an earlier start of the same
+	// engine holds it, whatever the run's status; the version is
+	// incremented. Otherwise it returns ErrRunActive, or ErrRunNotFound for
+	// an unknown ID.
 	Claim(ctx context.Context, p ClaimParams) (*Run, error)
 
 	// ClaimExpired claims up to p.Limit runs of the given workflows that are
-	// pending or running and whose lease expired or was released, for
-	// p.Owner, and returns them. With no workflows it claims nothing.
+	// pending or running and whose lease expired, was released, or is held
+	// by an earlier start of the same engine, for p.Owner, and returns them.
+	// It never claims runs p.Owner holds: those are executing. With no
+	// workflows it claims nothing.
 	ClaimExpired(ctx context.Context, p ClaimExpiredParams) ([]*Run, error)
 
 	// Extend renews p.Owner's leases of runs p.IDs without changing their
@@ -132,6 +187,29 @@ type Storage interface {
 	// (another owner's, released or unknown runs). A lease that expired but
 	// was not taken over is renewed.
 	Extend(ctx context.Context, p ExtendParams) (lost []string, err error)
+
+	// Close releases the store's resources. Every method called after it
+	// returns an error wrapping ErrClosed; Close itself may be called again.
+	// Engine.Close does not close the storage: the caller that opened it
+	// does.
+	Close() error
+}
+
+// OwnerEngine returns the engine ID of an owner written as ID "#" nonce:
+// the part before the last "#", or the whole owner if it has none. Stores
+// use it to recognise leases held by an earlier start of the same engine.
+func OwnerEngine(owner string) string {
+	if i := strings.LastIndexByte(owner, '#'); i >= 0 {
+		return owner[:i]
+	}
+	return owner
+}
+
+// Supersedes reports whether a lease of owner held may be taken over by
+// claimant at once, lease or not: held is an earlier start of the same
+// engine (same [OwnerEngine], another owner).
+func Supersedes(claimant, held string) bool {
+	return held != "" && held != claimant && OwnerEngine(held) == OwnerEngine(claimant)
 }
 
 // ReleaseLease as the lease of Storage.Update releases the run's lease.
@@ -150,9 +228,6 @@ type ClaimExpiredParams struct {
 	Workflows []string
 	Lease     time.Duration
 	Limit     int
-	// Exclude are runs not to claim: the engine passes the runs it is
-	// executing, whose lease may have lapsed before its heartbeat renewed it.
-	Exclude []string
 }
 
 // ExtendParams are the arguments of Storage.Extend.

@@ -67,7 +67,7 @@ func openStore(t testing.TB, opts ...postgres.Option) *postgres.Store {
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { _ = s.Close() })
 	return s
 }
 

@@ -40,7 +40,8 @@ type Store struct {
 	reqs chan *writeReq // unbuffered: a send succeeds only when a writer takes it
 	done chan struct{}
 	wg   sync.WaitGroup
-	once sync.Once
+	once   sync.Once
+	closed atomic.Bool
 
 	// batches and writes count group commits and the writes they carried.
 	batches, writes atomic.Int64
@@ -153,16 +154,18 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 }
 
 // Close stops the writers, after the batches in flight, and closes the pool
-// if Open made it. Later writes fail with an error wrapping [flux.ErrClosed].
+// if Open made it. Later calls fail with an error wrapping [flux.ErrClosed].
 // Close is safe to call more than once.
-func (s *Store) Close() {
+func (s *Store) Close() error {
 	s.once.Do(func() {
+		s.closed.Store(true)
 		close(s.done)
 		s.wg.Wait()
 		if s.ownPool {
 			s.pool.Close()
 		}
 	})
+	return nil
 }
 
 // Pool returns the store's connection pool.

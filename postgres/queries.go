@@ -3,7 +3,9 @@ package postgres
 import "strings"
 
 // queries are the store's SQL with its schema filled in. Every lease time is
-// computed from now() on the server: $lease parameters are microseconds.
+// computed from now() on the server: $lease parameters are microseconds. A
+// claim takes over at once a lease held by an earlier start of the
+// claimant's engine: an owner equal to its engine ID, or that ID and "#".
 type queries struct {
 	schema     string // quoted
 	runs       string // quoted, schema-qualified
@@ -77,12 +79,15 @@ func makeQueries(schema string) queries {
 		list: r(`SELECT id, created_ns, version, owner, lease_until, body FROM {runs}`),
 		claim: r(`UPDATE {runs} SET
 				owner = $2, lease_until = now() + $3::bigint * interval '1 microsecond', version = version + 1
-			WHERE id = $1 AND (owner = '' OR owner = $2 OR lease_until IS NULL OR lease_until <= now())
+			WHERE id = $1 AND (owner = '' OR owner = $2 OR lease_until IS NULL OR lease_until <= now()
+				OR owner = $4 OR left(owner, length($4) + 1) = $4 || '#')
 			RETURNING id, created_ns, version, owner, lease_until, body`),
 		claimWhy: r(`SELECT owner, lease_until FROM {runs} WHERE id = $1`),
 		expired: r(`SELECT id, body FROM {runs}
 			WHERE status IN ('pending', 'running') AND workflow = ANY($1)
-				AND (owner = '' OR lease_until IS NULL OR lease_until <= now())
+				AND owner <> $4
+				AND (owner = '' OR lease_until IS NULL OR lease_until <= now()
+					OR owner = $5 OR left(owner, length($5) + 1) = $5 || '#')
 				AND id <> ALL($2)
 			ORDER BY created_ns, id
 			LIMIT $3

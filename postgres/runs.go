@@ -101,6 +101,9 @@ func (s *Store) whyNotUpdated(ctx context.Context, run *flux.Run) error {
 
 // Get implements [flux.Storage].
 func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	rows, err := s.pool.Query(ctx, s.sql.get, id)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: reading run %s: %w", id, err)
@@ -151,6 +154,9 @@ var statuses = []flux.Status{
 // List implements [flux.Storage]. Runs whose body does not decode are
 // reported in RunPage.Corrupt and do not count towards the page size.
 func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	after, err := flux.ParseCursor(f.Cursor)
 	if err != nil {
 		return nil, err
@@ -237,9 +243,12 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 // Claim implements [flux.Storage]. A run that does not decode is not
 // claimed: the error wraps flux.ErrCorrupt.
 func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	var run *flux.Run
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, s.sql.claim, p.ID, p.Owner, leaseMicros(p.Lease))
+		rows, err := tx.Query(ctx, s.sql.claim, p.ID, p.Owner, leaseMicros(p.Lease), flux.OwnerEngine(p.Owner))
 		if err != nil {
 			return err
 		}
@@ -284,6 +293,9 @@ func isFluxError(err error) bool {
 // ClaimExpired implements [flux.Storage]. Runs that do not decode are left
 // alone (List reports them).
 func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]*flux.Run, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	if len(p.Workflows) == 0 {
 		return nil, nil
 	}
@@ -295,9 +307,9 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		out = out[:0]
 		byID := map[string]*flux.Run{}
-		seen := append([]string{}, p.Exclude...) // rows not to claim, and rows this transaction already locked
+		seen := []string{} // rows this transaction already locked
 		for {
-			rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, seen, limit)
+			rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, seen, limit, p.Owner, flux.OwnerEngine(p.Owner))
 			if err != nil {
 				return err
 			}
@@ -356,6 +368,9 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 
 // Extend implements [flux.Storage].
 func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, error) {
+	if s.closed.Load() {
+		return nil, errClosed
+	}
 	if len(p.IDs) == 0 {
 		return nil, nil
 	}

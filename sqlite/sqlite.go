@@ -68,8 +68,8 @@ type Store struct {
 
 var _ flux.Storage = (*Store)(nil)
 
-// ErrClosed reports use of a Store after Close.
-var ErrClosed = errors.New("sqlite: store is closed")
+// ErrClosed reports use of a Store after Close. It wraps [flux.ErrClosed].
+var ErrClosed = fmt.Errorf("sqlite: store is closed: %w", flux.ErrClosed)
 
 // Option configures Open and New.
 type Option func(*config)

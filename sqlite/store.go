@@ -44,9 +44,16 @@ func (s *Store) Create(ctx context.Context, run *flux.Run, lease time.Duration) 
 	return nil
 }
 
+// isClosed reports whether Close was called.
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
 // Get implements [flux.Storage].
 func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
-	if s.shut.Load() {
+	if s.shut.Load() || s.isClosed() {
 		return nil, ErrClosed
 	}
 	var r row
@@ -135,7 +142,7 @@ func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error
 			return fmt.Errorf("sqlite: reading run %s: %w", p.ID, err)
 		}
 		now := time.Now()
-		if r.owner != "" && r.owner != p.Owner && now.UnixNano() < r.leaseUntil {
+		if r.owner != "" && r.owner != p.Owner && now.UnixNano() < r.leaseUntil && !flux.Supersedes(p.Owner, r.owner) {
 			return fmt.Errorf("%w: run %s is leased by %s until %s", flux.ErrRunActive, p.ID, r.owner,
 				fromNanos(r.leaseUntil).Format(time.RFC3339Nano))
 		}
@@ -159,6 +166,9 @@ func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error
 // ClaimExpired implements [flux.Storage]. Runs that cannot be decoded are
 // left alone (Get reports them).
 func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]*flux.Run, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	if len(p.Workflows) == 0 {
 		return nil, nil
 	}
@@ -170,7 +180,8 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 	err = s.submit(ctx, func(t *txn) error {
 		runs = runs[:0]
 		now := time.Now()
-		rows, err := t.expired.QueryContext(bg, string(wfs), now.UnixNano())
+		// ?1 the claimant, ?2 now, ?3 its engine ID, ?4 the workflows.
+		rows, err := t.expired.QueryContext(bg, p.Owner, now.UnixNano(), flux.OwnerEngine(p.Owner), string(wfs))
 		if err != nil {
 			return fmt.Errorf("sqlite: finding expired runs: %w", err)
 		}
@@ -179,9 +190,6 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 			if err := r.scan(rows); err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: finding expired runs: %w", err)
-			}
-			if slices.Contains(p.Exclude, r.id) {
-				continue
 			}
 			if run, err := r.run(); err == nil {
 				runs = append(runs, run)
@@ -207,6 +215,9 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 
 // Extend implements [flux.Storage].
 func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
 	if len(p.IDs) == 0 {
 		return nil, nil
 	}
@@ -251,7 +262,7 @@ func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, erro
 
 // List implements [flux.Storage].
 func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) {
-	if s.shut.Load() {
+	if s.shut.Load() || s.isClosed() {
 		return nil, ErrClosed
 	}
 	after, err := flux.ParseCursor(f.Cursor)

@@ -205,8 +205,9 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.selectRun, "SELECT " + runColumns + " FROM runs WHERE id = ?"},
 		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ?"},
 		{&w.expired, `SELECT ` + runColumns + ` FROM runs
-			WHERE status IN ('pending', 'running') AND workflow IN (SELECT value FROM json_each(?))
-			AND (owner = '' OR lease_until <= ?)
+			WHERE status IN ('pending', 'running') AND workflow IN (SELECT value FROM json_each(?4))
+			AND owner <> ?1
+			AND (owner = '' OR lease_until <= ?2 OR owner = ?3 OR substr(owner, 1, length(?3) + 1) = ?3 || '#')
 			ORDER BY created_at, id`},
 		{&w.extend, `UPDATE runs SET lease_until = ?
 			WHERE owner = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id`},

@@ -54,8 +54,10 @@ func fullRun(id string) *flux.Run {
 			},
 			{
 				Name: "charge", Kind: flux.KindCommit, Status: flux.StatusRunning,
-				Attempts:  []flux.Attempt{{Number: 1, StartedAt: t0.Add(8 * time.Millisecond)}},
+				Attempts: []flux.Attempt{{Number: 1, StartedAt: t0.Add(8 * time.Millisecond), Interrupted: true,
+					Error: "interrupted: the engine executing the run stopped"}},
 				StartedAt: t0.Add(8 * time.Millisecond),
+				InFlight:  t0.Add(9 * time.Millisecond),
 			},
 			{Name: "notify", Kind: flux.KindStep, Status: flux.StatusPending},
 		},
@@ -246,6 +248,7 @@ func diffRun(want, got *flux.Run) []string {
 		eq(p+"Status", ws.Status, gs.Status)
 		tm(p+"StartedAt", ws.StartedAt, gs.StartedAt)
 		tm(p+"FinishedAt", ws.FinishedAt, gs.FinishedAt)
+		tm(p+"InFlight", ws.InFlight, gs.InFlight)
 		js(p+"Data", ws.Data, gs.Data)
 		if len(ws.Attempts) != len(gs.Attempts) {
 			add(p+"len(Attempts)", len(ws.Attempts), len(gs.Attempts))
@@ -259,6 +262,7 @@ func diffRun(want, got *flux.Run) []string {
 			eq(q+"Duration", wa.Duration, ga.Duration)
 			eq(q+"Error", wa.Error, ga.Error)
 			eq(q+"Stack", wa.Stack, ga.Stack)
+			eq(q+"Interrupted", wa.Interrupted, ga.Interrupted)
 		}
 	}
 	return d

@@ -178,19 +178,51 @@ var claimExpiredTests = []testCase{
 		}
 		wantSameSet(t, "runs claimed by the four calls", all, claimed)
 	}},
-	{"Exclude", func(t *testing.T, h Harness) {
-		for _, id := range []string{"r1", "r2", "r3"} {
-			mustCreate(t, h.Store, smallRun(id, "w", flux.StatusRunning, listBase), 0)
-		}
-		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{
-			Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 10, Exclude: []string{"r2", "no-such-run"},
+	{"NeverItsOwn", func(t *testing.T, h Harness) {
+		// Runs p.Owner holds execute there, even if their lease lapsed
+		// before its heartbeat renewed it.
+		ownedRun(t, h.Store, "mine-live", "svc#1", hour)
+		ownedRun(t, h.Store, "mine-expired", "svc#1", time.Nanosecond)
+		ownedRun(t, h.Store, "free", "", 0)
+		var got []string
+		eventually(t, "claiming the free run", func() (bool, error) {
+			runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "svc#1", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
+			got = append(got, ids(runs)...)
+			return slices.Contains(got, "free"), err
 		})
+		wantSameSet(t, "runs ClaimExpired claimed for their own owner", []string{"free"}, got)
+		for _, id := range []string{"mine-live", "mine-expired"} {
+			if r := mustGet(t, h.Store, id); r.Owner != "svc#1" || r.Version != 1 {
+				t.Fatalf("ClaimExpired changed %s, held by the claimant: owner %q version %d", id, r.Owner, r.Version)
+			}
+		}
+	}},
+	{"EarlierStartOfSameEngine", func(t *testing.T, h Harness) {
+		// svc#2 is a new start of engine svc: the leases of svc#1 and of
+		// "svc" (an owner without nonce, as older versions wrote) are its
+		// own crashed predecessor's, taken over at once.
+		ownedRun(t, h.Store, "predecessor", "svc#1", hour)
+		ownedRun(t, h.Store, "old-format", "svc", hour)
+		ownedRun(t, h.Store, "other-engine", "svc2#1", hour)
+		ownedRun(t, h.Store, "prefix-only", "svcx", hour)
+		ownedRun(t, h.Store, "own", "svc#2", hour)
+		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "svc#2", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
 		if err != nil {
 			t.Fatalf("ClaimExpired: %v", err)
 		}
-		wantSameSet(t, "runs ClaimExpired claimed with r2 excluded", []string{"r1", "r3"}, ids(runs))
-		if r := mustGet(t, h.Store, "r2"); r.Owner != "" || r.Version != 1 {
-			t.Fatalf("excluded run r2 was changed: owner %q version %d", r.Owner, r.Version)
+		wantSameSet(t, "runs a new start of svc took over", []string{"predecessor", "old-format"}, ids(runs))
+		for _, r := range runs {
+			if r.Owner != "svc#2" || r.Version != 2 {
+				t.Fatalf("taken-over run %s: owner %q version %d, want svc#2 and 2", r.ID, r.Owner, r.Version)
+			}
+		}
+		for _, id := range []string{"other-engine", "prefix-only"} {
+			_, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: id, Owner: "svc#3", Lease: hour})
+			wantErr(t, "Claim by svc#3 of "+id+", held by another engine", err, flux.ErrRunActive)
+		}
+		r := mustClaim(t, h.Store, flux.ClaimParams{ID: "own", Owner: "svc#3", Lease: hour})
+		if r.Owner != "svc#3" {
+			t.Fatalf("Claim by svc#3 of a run svc#2 held: owner %q", r.Owner)
 		}
 	}},
 	{"NoWorkflows", func(t *testing.T, h Harness) {

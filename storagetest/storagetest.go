@@ -26,7 +26,8 @@ import (
 // Harness is what an adapter gives the suite for one test.
 type Harness struct {
 	// Store is an isolated, empty store. The adapter closes it in a
-	// t.Cleanup if it needs closing.
+	// t.Cleanup; the suite may close it first, so Close must be safe to
+	// call twice.
 	Store flux.Storage
 	// Corrupt makes the stored row of run id undecodable (for example invalid
 	// JSON in its body column). It is nil for stores that cannot be corrupted
@@ -71,4 +72,6 @@ var groups = []group{
 	{"Extend", extendTests},
 	{"Concurrency", concurrencyTests},
 	{"Corrupt", corruptTests},
+	{"Sharing", sharingTests},
+	{"Closed", closedTests},
 }

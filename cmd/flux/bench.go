@@ -80,11 +80,11 @@ func runBench(ctx context.Context, args []string) error {
 	if *n <= 0 || *c <= 0 || *seq < 0 {
 		return fmt.Errorf("--workflows and --concurrency must be positive, --sequential not negative")
 	}
-	store, closeStore, err := so.open(ctx)
+	store, err := so.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer store.Close()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {

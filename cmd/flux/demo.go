@@ -46,11 +46,11 @@ func demo(ctx context.Context, out io.Writer, args []string) error {
 	if *failures < 0 {
 		return fmt.Errorf("-failures %d: want 0 or more", *failures)
 	}
-	store, closeStore, err := so.open(ctx)
+	store, err := so.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer store.Close()
 	return runDemo(ctx, out, store, *failures)
 }
 

@@ -79,7 +79,7 @@ func runDev(ctx context.Context, args []string) error {
 // openSource opens what c names. The returned func releases it.
 func openSource(ctx context.Context, c devConfig) (viewer.Source, string, func(), error) {
 	if c.store != nil {
-		store, closeStore, err := c.store.openExisting(ctx)
+		store, err := c.store.openExisting(ctx)
 		if err != nil {
 			return nil, "", nil, err
 		}
@@ -90,7 +90,7 @@ func openSource(ctx context.Context, c devConfig) (viewer.Source, string, func()
 		case "postgres":
 			name += " " + redactURL(c.store.postgres)
 		}
-		return viewer.NewStorageSource(store, name, viewer.StorageOptions{}), name, closeStore, nil
+		return viewer.NewStorageSource(store, name, viewer.StorageOptions{}), name, func() { _ = store.Close() }, nil
 	}
 	src, err := viewer.OpenTrace(c.trace, viewer.TraceOptions{})
 	if err != nil {

@@ -53,11 +53,11 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 		if len(pos) != 1 {
 			return fmt.Errorf("usage: flux runs show ID [flags]: want one run ID, got %d arguments %q", len(pos), pos)
 		}
-		store, closeStore, err := so.openExisting(ctx)
+		store, err := so.openExisting(ctx)
 		if err != nil {
 			return err
 		}
-		defer closeStore()
+		defer store.Close()
 		run, err := store.Get(ctx, pos[0])
 		if err != nil {
 			return err
@@ -74,11 +74,11 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 	if err != nil {
 		return err
 	}
-	store, closeStore, err := so.openExisting(ctx)
+	store, err := so.openExisting(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer store.Close()
 	page, err := store.List(ctx, flux.Filter{Workflow: *workflow, Status: statuses, Limit: *limit, Cursor: *cursor})
 	if err != nil {
 		return err
@@ -178,11 +178,11 @@ func migrateCmd(ctx context.Context, out io.Writer, args []string) error {
 	if len(pos) > 0 {
 		return fmt.Errorf("unexpected argument %q: flux migrate takes flags only (see flux migrate -h)", pos[0])
 	}
-	store, closeStore, err := so.open(ctx)
+	store, err := so.open(ctx)
 	if err != nil {
 		return err
 	}
-	defer closeStore()
+	defer store.Close()
 	m, ok := store.(migrator)
 	if !ok {
 		return fmt.Errorf("storage %s has no migrations", so.kind())

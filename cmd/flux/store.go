@@ -49,46 +49,46 @@ func (o *storeOptions) kind() string {
 // openExisting is open for the commands that only read: a SQLite file that
 // does not exist is an error, where open would create an empty database
 // (and its directory) and the command would report no runs.
-func (o *storeOptions) openExisting(ctx context.Context) (flux.Storage, func(), error) {
+func (o *storeOptions) openExisting(ctx context.Context) (flux.Storage, error) {
 	if o.kind() == "sqlite" {
 		if _, err := os.Stat(o.db); errors.Is(err, os.ErrNotExist) {
-			return nil, nil, fmt.Errorf("no SQLite database at %s: the file does not exist. "+
+			return nil, fmt.Errorf("no SQLite database at %s: the file does not exist. "+
 				"Pass with --db the file your engine writes, or create one with `flux migrate --db %s` (empty) "+
 				"or `flux demo --db %s` (with a sample run)", o.db, shellQuote(o.db), shellQuote(o.db))
 		} else if err != nil {
-			return nil, nil, fmt.Errorf("cannot read the SQLite database %s: %w", o.db, err)
+			return nil, fmt.Errorf("cannot read the SQLite database %s: %w", o.db, err)
 		}
 	}
 	return o.open(ctx)
 }
 
 // open opens the chosen storage, creating a SQLite file that does not
-// exist, and returns it with its closer.
-func (o *storeOptions) open(ctx context.Context) (flux.Storage, func(), error) {
+// exist, and returns it; the caller closes it.
+func (o *storeOptions) open(ctx context.Context) (flux.Storage, error) {
 	switch o.kind() {
 	case "memory":
-		return flux.NewMemoryStorage(), func() {}, nil
+		return flux.NewMemoryStorage(), nil
 	case "sqlite":
 		if dir := filepath.Dir(o.db); dir != "" {
 			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 		}
 		s, err := sqlite.Open(o.db)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return s, func() { _ = s.Close() }, nil
+		return s, nil
 	case "postgres":
 		if o.postgres == "" {
-			return nil, nil, fmt.Errorf("--storage postgres needs --postgres URL (or FLUX_POSTGRES_URL)")
+			return nil, fmt.Errorf("--storage postgres needs --postgres URL (or FLUX_POSTGRES_URL)")
 		}
 		s, err := postgres.Open(ctx, o.postgres)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		return s, s.Close, nil
+		return s, nil
 	default:
-		return nil, nil, fmt.Errorf("unknown --storage %q: want memory, sqlite or postgres", o.storage)
+		return nil, fmt.Errorf("unknown --storage %q: want memory, sqlite or postgres", o.storage)
 	}
 }

@@ -92,8 +92,8 @@ func TestHeartbeatSparesRunBeforeItHoldsItsLease(t *testing.T) {
 }
 
 // When an engine's lease renewals fail long enough for the lease to lapse,
-// its own recovery loop must leave the run it is executing alone (it passes
-// it in ClaimExpiredParams.Exclude). A claim there once made the running
+// its own recovery loop must leave the run it is executing alone (its claim
+// skips the runs its owner holds). A claim there once made the running
 // one's next checkpoint fail with ErrConflict, stopping the run.
 func TestOwnRecoveryLoopDoesNotStopARunWhoseLeaseLapsed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -136,7 +136,7 @@ func TestOwnRecoveryLoopDoesNotStopARunWhoseLeaseLapsed(t *testing.T) {
 		if !lapsed.LeaseUntil.Before(time.Now()) {
 			t.Fatal("the lease did not lapse: the test does not exercise the lapse")
 		}
-		if lapsed.Version != before.Version || lapsed.Owner != eng.ID() {
+		if lapsed.Version != before.Version || lapsed.Owner != eng.Owner() {
 			t.Fatalf("the engine's own recovery loop claimed the run it executes (version %d→%d, owner %q)",
 				before.Version, lapsed.Version, lapsed.Owner)
 		}

@@ -69,7 +69,7 @@ func openStore(ctx context.Context, cfg storeConfig) (flux.Storage, func(), erro
 		if err != nil {
 			return nil, nil, err
 		}
-		return s, s.Close, nil
+		return s, func() { _ = s.Close() }, nil
 	case "sqlite":
 		return openSQLite(cfg.Path)
 	}

@@ -1,0 +1,159 @@
+package flux
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// registered is a workflow the engine can recover without its types.
+type registered interface {
+	Name() string
+	Err() error
+	recoverRun(e *Engine, run *Run) error
+}
+
+// Registrable is a workflow definition that [Engine.Register] accepts: any
+// *[Workflow].
+type Registrable interface {
+	registered
+}
+
+// Register makes the engine recover runs of these workflows: runs whose
+// owner died (its lease expired, or it was an earlier start of this engine's
+// ID) or shut down are picked up by a background loop, at once and then
+// every Config.RecoveryInterval, and continued after their last durable
+// node. It returns the definition errors of the workflows, wrapping
+// ErrInvalidDefinition.
+func (e *Engine) Register(flows ...Registrable) error {
+	for _, f := range flows {
+		if err := f.Err(); err != nil {
+			return err
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return ErrClosed
+	}
+	for _, f := range flows {
+		e.registry[f.Name()] = f
+	}
+	if !e.recovering && len(e.registry) > 0 {
+		e.recovering = true
+		e.wg.Add(1)
+		go e.recoveryLoop()
+	}
+	return nil
+}
+
+func (e *Engine) recoveryLoop() {
+	defer e.wg.Done()
+	t := time.NewTicker(e.interval)
+	defer t.Stop()
+	for {
+		e.RecoverNow()
+		select {
+		case <-e.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RecoverNow claims the runs of registered workflows that need an owner
+// (their lease expired or was released, or an earlier start of this
+// engine's ID held them) and continues each in its own goroutine. It returns
+// how many it claimed. The recovery loop calls it every
+// Config.RecoveryInterval; tests and operators may call it directly.
+func (e *Engine) RecoverNow() int {
+	e.mu.Lock()
+	names := make([]string, 0, len(e.registry))
+	for n := range e.registry {
+		names = append(names, n)
+	}
+	var orphans []string
+	for id := range e.orphans {
+		orphans = append(orphans, id)
+	}
+	closed := e.closed
+	e.mu.Unlock()
+	if closed || len(names) == 0 {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
+	defer cancel()
+	// The query leaves alone the runs this engine holds: they execute here.
+	runs, err := e.store.ClaimExpired(ctx, ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease, Limit: 100})
+	if err != nil {
+		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
+		return 0
+	}
+	// Runs that stopped here without giving their lease back (their last
+	// write failed) are this engine's to continue.
+	for _, id := range orphans {
+		run, err := e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
+		if err != nil && !errors.Is(err, ErrRunNotFound) && !errors.Is(err, ErrRunActive) {
+			continue // storage still failing: try again next time
+		}
+		e.mu.Lock()
+		delete(e.orphans, id)
+		e.mu.Unlock()
+		if err == nil && !run.Status.Final() {
+			runs = append(runs, run)
+		} else if err == nil {
+			e.release(run)
+		}
+	}
+	for _, run := range runs {
+		e.mu.Lock()
+		w := e.registry[run.Workflow]
+		e.mu.Unlock()
+		if w == nil {
+			e.release(run)
+			continue
+		}
+		e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
+		e.wg.Add(1)
+		go func() {
+			defer e.wg.Done()
+			if err := w.recoverRun(e, run); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrRunActive) {
+				e.log.Warn("flux: recovered run did not complete", slog.String("run_id", run.ID), slog.Any("error", err))
+			}
+		}()
+	}
+	return len(runs)
+}
+
+// release gives back the lease of a run this engine claimed and will not
+// execute. A failure is logged: the lease then expires.
+func (e *Engine) release(run *Run) {
+	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
+	defer cancel()
+	if err := e.store.Update(ctx, run, ReleaseLease); err != nil {
+		e.log.Warn("flux: giving back the lease of a run failed; it expires in Config.LeaseDuration",
+			slog.String("run_id", run.ID), slog.Any("error", err))
+	}
+}
+
+// recoverRun continues a run that the recovery loop claimed.
+func (w *Workflow[In, Data]) recoverRun(e *Engine, claimed *Run) error {
+	ctx, a, err := e.begin(context.Background(), claimed.ID)
+	if errors.Is(err, ErrClosed) {
+		e.release(claimed)
+	}
+	if err != nil {
+		// Or it executes here already (a Resume or duplicate start that
+		// began after the claim, holding the same lease): nothing to do.
+		return err
+	}
+	r, _, err := fromClaim(ctx, e, w, claimed, TriggerExecute, startOptions{recovery: true})
+	if err != nil {
+		e.end(claimed.ID, a, false)
+		return err
+	}
+	_, err = r.execute()
+	e.end(claimed.ID, a, r.leased())
+	return err
+}
