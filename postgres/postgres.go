@@ -37,9 +37,9 @@ type Store struct {
 	schema  string // as given
 	sql     queries
 
-	reqs chan *writeReq // unbuffered: a send succeeds only when a writer takes it
-	done chan struct{}
-	wg   sync.WaitGroup
+	reqs   chan *writeReq // unbuffered: a send succeeds only when a writer takes it
+	done   chan struct{}
+	wg     sync.WaitGroup
 	once   sync.Once
 	closed atomic.Bool
 
