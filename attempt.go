@@ -6,37 +6,72 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"time"
 )
 
-// worker calls a run's handlers on a goroutine of its own, so that the
-// run's goroutine can give up on a handler that outlives its attempt (a
-// timeout, Cancel, shutdown) and go on without it. A worker serves one run,
-// attempt after attempt; an abandoned one exits when its handler returns,
-// and the run starts another.
-type worker[In, Data any] struct {
-	calls chan call[In, Data]
+// worker calls handlers on a goroutine of its own, so that the run's
+// goroutine can give up on a handler that outlives its attempt (a timeout,
+// Cancel, shutdown) and go on without it. A worker serves one run at a time,
+// attempt after attempt; the engine keeps idle ones for the next runs. An
+// abandoned worker exits when its handler returns, and the run takes
+// another.
+type worker struct {
+	calls chan caller
 	done  chan error
+	timer *time.Timer // fires at armed or before: see arm
+	armed time.Time
 }
 
-type call[In, Data any] struct {
-	fn Handler[In, Data]
-	c  *Ctx[In, Data]
-}
+// caller is an attempt to run: a *Ctx with its handler.
+type caller interface{ call() error }
 
-func (w *worker[In, Data]) loop() {
+func (w *worker) loop() {
 	for c := range w.calls {
-		w.done <- callHandler(c.fn, c.c)
+		w.done <- c.call()
+	}
+}
+
+// maxIdleWorkers bounds the workers an engine keeps for later runs.
+const maxIdleWorkers = 256
+
+// getWorker returns an idle worker, or starts one.
+func (e *Engine) getWorker() *worker {
+	select {
+	case w := <-e.idle:
+		return w
+	default:
+	}
+	w := &worker{calls: make(chan caller, 1), done: make(chan error, 1)}
+	go w.loop()
+	return w
+}
+
+// putWorker keeps w, whose last handler returned, for a later run.
+func (e *Engine) putWorker(w *worker) {
+	select {
+	case e.idle <- w:
+	default:
+		close(w.calls)
+	}
+}
+
+// stopWorkers ends the idle workers; Close calls it once no run is left.
+func (e *Engine) stopWorkers() {
+	for {
+		select {
+		case w := <-e.idle:
+			close(w.calls)
+		default:
+			return
+		}
 	}
 }
 
 func (r *runner[In, Data]) stopWorker() {
 	if r.work != nil {
-		close(r.work.calls)
+		r.e.putWorker(r.work)
 		r.work = nil
-	}
-	if r.timer != nil {
-		r.timer.Stop()
 	}
 }
 
@@ -63,7 +98,7 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], i, attempt int, start time
 	} else {
 		c = new(Ctx[In, Data])
 	}
-	*c = Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt}
+	*c = Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt, fn: n.fn}
 	c.ac.parent = r.ctx
 	if timeout > 0 {
 		c.ac.deadline = start.Add(timeout)
@@ -71,7 +106,7 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], i, attempt int, start time
 	if r.ctx.Err() != nil {
 		return &notStarted{context.Cause(r.ctx)}
 	}
-	err, returned := r.call(n.fn, c, timeout)
+	err, returned := r.call(c, timeout)
 	if !returned {
 		return err // abandoned: the handler keeps its copy of the data
 	}
@@ -87,47 +122,55 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], i, attempt int, start time
 	return err
 }
 
-// call hands the handler to the run's worker and waits for its return, the
+// call hands the attempt to the run's worker and waits for its return, the
 // attempt's deadline, or the end of the run's context, whichever comes
 // first. If the handler did not return, it is abandoned: its context is
 // cancelled, the worker is let go, and the error says why.
-func (r *runner[In, Data]) call(fn Handler[In, Data], c *Ctx[In, Data], timeout time.Duration) (err error, returned bool) {
+func (r *runner[In, Data]) call(c *Ctx[In, Data], timeout time.Duration) (err error, returned bool) {
 	if r.work == nil {
-		r.work = &worker[In, Data]{calls: make(chan call[In, Data], 1), done: make(chan error, 1)}
-		go r.work.loop()
+		r.work = r.e.getWorker()
 	}
-	r.work.calls <- call[In, Data]{fn, c}
-	var deadline <-chan time.Time
-	if timeout > 0 {
-		d := time.Until(c.ac.deadline)
-		if r.timer == nil {
-			r.timer = time.NewTimer(d)
-		} else {
-			r.timer.Reset(d)
-		}
-		deadline = r.timer.C
-	}
-	var cause error
+	w := r.work
+	w.calls <- c
+	// Most handlers return at once: let the worker run one now, on this
+	// thread, and take its result without parking (half the cost of a
+	// hand-off through the scheduler, measured).
+	runtime.Gosched()
 	select {
-	case err := <-r.work.done:
-		if deadline != nil {
-			r.timer.Stop()
-		}
-		return err, true
-	case <-deadline:
-		cause = ErrTimeout
-	case <-r.ctx.Done():
-		cause = context.Cause(r.ctx)
-		if deadline != nil {
-			r.timer.Stop()
-		}
-	}
-	select {
-	case err := <-r.work.done: // it returned meanwhile
+	case err := <-w.done:
 		return err, true
 	default:
 	}
-	close(r.work.calls)
+	var deadline <-chan time.Time
+	if timeout > 0 {
+		deadline = w.arm(c.ac.deadline, timeout)
+	}
+	var cause error
+wait:
+	for {
+		select {
+		case err := <-w.done:
+			return err, true
+		case <-deadline:
+			if now := time.Now(); now.Before(c.ac.deadline) {
+				// It was set for an earlier deadline: set it again.
+				w.timer.Reset(c.ac.deadline.Sub(now))
+				w.armed = c.ac.deadline
+				continue
+			}
+			cause = ErrTimeout
+			break wait
+		case <-r.ctx.Done():
+			cause = context.Cause(r.ctx)
+			break wait
+		}
+	}
+	select {
+	case err := <-w.done: // it returned meanwhile
+		return err, true
+	default:
+	}
+	close(w.calls) // it exits once its handler returns
 	r.work = nil
 	c.ac.end(cause)
 	if cause == ErrTimeout {
@@ -136,21 +179,29 @@ func (r *runner[In, Data]) call(fn Handler[In, Data], c *Ctx[In, Data], timeout 
 	return cause, false
 }
 
+// arm makes the worker's timer fire no later than deadline, timeout from
+// now, and returns its channel. A timer set for an earlier deadline (an
+// earlier attempt's) is kept: it can only fire early, and call then sets it
+// again. So quick attempts cost no timer operation at all.
+func (w *worker) arm(deadline time.Time, timeout time.Duration) <-chan time.Time {
+	switch {
+	case w.timer == nil:
+		w.timer = time.NewTimer(timeout)
+	case deadline.Before(w.armed):
+		w.timer.Reset(timeout)
+	default:
+		return w.timer.C
+	}
+	w.armed = deadline
+	return w.timer.C
+}
+
 // notStarted is the error of an attempt whose handler was not called
 // because the run had already stopped.
 type notStarted struct{ cause error }
 
 func (e *notStarted) Error() string { return "not started: " + e.cause.Error() }
 func (e *notStarted) Unwrap() error { return e.cause }
-
-func callHandler[In, Data any](fn Handler[In, Data], c *Ctx[In, Data]) (err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = newPanicError(v)
-		}
-	}()
-	return fn(c)
-}
 
 // resolved are a node's options with the engine's defaults filled in.
 type resolved struct {

@@ -85,9 +85,8 @@ func (r *runner[In, Data]) setData(snap []byte) {
 // also carries every change since the last one (nodes finished since, a
 // commit's fence), and returns the attempt's start. Only the first attempt
 // of the first step of a run with a random ID starts unrecorded: until it
-// ends, the run is not stored.
-func (r *runner[In, Data]) beginAttempt(i int) (time.Time, error) {
-	now := time.Now()
+// ends, the run is not stored. now is the clock's time.
+func (r *runner[In, Data]) beginAttempt(i int, now time.Time) (time.Time, error) {
 	st := r.touch(i)
 	st.InFlight = now
 	if r.unstored && !r.explicit && r.finished == 0 && st.Kind == KindStep && len(st.Attempts) == 0 {

@@ -26,6 +26,18 @@ type Ctx[In, Data any] struct {
 	step    string
 	attempt int
 	ac      attemptContext
+	fn      Handler[In, Data] // the handler this attempt calls
+}
+
+// call runs the attempt's handler, turning a panic into a *PanicError. It
+// makes a Ctx a caller, which an untyped worker goroutine can run.
+func (c *Ctx[In, Data]) call() (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = newPanicError(v)
+		}
+	}()
+	return c.fn(c)
 }
 
 // attemptContext is the context.Context of an attempt. The underlying

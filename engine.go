@@ -71,6 +71,7 @@ type Engine struct {
 	recovering bool
 	wg         sync.WaitGroup // runs and background loops
 	stop       chan struct{}
+	idle       chan *worker // workers kept for the next runs' handlers
 
 	// checkpointHook, when set (by tests), sees every write of a run with
 	// the changes it records.
@@ -93,6 +94,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		maxBytes: cfg.MaxPayloadBytes, lease: cfg.LeaseDuration, interval: cfg.RecoveryInterval,
 		id: cfg.ID, active: make(map[string]*activeRun), orphans: make(map[string]bool),
 		registry: make(map[string]registered), stop: make(chan struct{}),
+		idle: make(chan *worker, maxIdleWorkers),
 	}
 	if strings.Contains(e.id, "#") {
 		return nil, fmt.Errorf("flux: Config.ID %q contains \"#\", which separates the ID from its start's nonce in lease owners; choose another ID", cfg.ID)
@@ -164,6 +166,7 @@ func (e *Engine) Close() error {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.stopWorkers()
 	return nil
 }
 

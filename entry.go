@@ -2,9 +2,11 @@ package flux
 
 import (
 	"context"
+	"encoding"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"time"
 )
@@ -188,12 +190,55 @@ func (w *Workflow[In, Data]) encodeInput(in In) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w for workflow %q: cannot encode as JSON: %w", ErrInvalidInput, w.name, err)
 	}
+	if !w.checkInput {
+		return input, nil
+	}
 	var back In
 	if err := json.Unmarshal(input, &back); err != nil {
 		return nil, fmt.Errorf("%w for workflow %q: its JSON %s does not decode back into %T, so the run could not be recovered: %w",
 			ErrInvalidInput, w.name, abbreviate(input), back, err)
 	}
 	return input, nil
+}
+
+// mayNotRoundTrip reports whether the JSON of a value of type t might not
+// decode back into t. encoding/json decodes its own encoding of booleans,
+// numbers, strings, slices, arrays, maps, pointers, empty interfaces and
+// structs of them; what else a type holds (its own MarshalJSON or
+// MarshalText, a non-empty interface) may not, so Execute checks the input
+// of such types by decoding it.
+func mayNotRoundTrip(t reflect.Type, seen map[reflect.Type]bool) bool {
+	if seen[t] {
+		return false
+	}
+	seen[t] = true
+	for _, m := range []reflect.Type{
+		reflect.TypeFor[json.Marshaler](), reflect.TypeFor[json.Unmarshaler](),
+		reflect.TypeFor[encoding.TextMarshaler](), reflect.TypeFor[encoding.TextUnmarshaler](),
+	} {
+		if t.Implements(m) || reflect.PointerTo(t).Implements(m) {
+			return true
+		}
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return t.NumMethod() > 0
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return mayNotRoundTrip(t.Elem(), seen)
+	case reflect.Map:
+		return mayNotRoundTrip(t.Key(), seen) || mayNotRoundTrip(t.Elem(), seen)
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if f := t.Field(i); f.IsExported() || f.Anonymous {
+				if mayNotRoundTrip(f.Type, seen) {
+					return true
+				}
+			}
+		}
+	case reflect.Chan, reflect.Func, reflect.Complex64, reflect.Complex128, reflect.UnsafePointer:
+		return true
+	}
+	return false
 }
 
 // abbreviate returns b as text, cut to 100 bytes.

@@ -29,7 +29,7 @@ type memRun struct {
 	atts []Attempt
 }
 
-func (m *memRun) set(r *Run) { m.buf, m.atts = copyRun(&m.run, r, m.buf, m.atts) }
+func (m *memRun) set(r *Run) { m.buf, m.atts = copyRun(&m.run, r, m.buf, m.atts, 1) }
 
 // NewMemoryStorage returns an empty in-memory storage.
 func NewMemoryStorage() *MemoryStorage {

@@ -41,9 +41,8 @@ type runner[In, Data any] struct {
 	evbuf    [4]queued
 
 	// Attempts (attempt.go).
-	work  *worker[In, Data]
-	timer *time.Timer
-	ctxs  []Ctx[In, Data] // of first attempts, one per node
+	work *worker        // calls the handlers, while the run has one
+	ctxs []Ctx[In, Data] // of first attempts, one per node
 	res   Result[Data]
 }
 
@@ -104,13 +103,14 @@ func (r *runner[In, Data]) node(i int) error {
 		return r.failNode(i, len(st.Attempts)+1, time.Now(), Permanent(err))
 	}
 	r.base = len(st.Attempts)
+	now := time.Now()
 	if st.Status == StatusPending {
 		if err := r.setNode(i, StatusRunning); err != nil {
 			return err
 		}
-		st.StartedAt = time.Now()
+		st.StartedAt = now
 	}
-	start, err := r.beginAttempt(i)
+	start, err := r.beginAttempt(i, now)
 	if err != nil {
 		return err
 	}
@@ -175,7 +175,7 @@ func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (t
 		t.Stop()
 		return start, true, r.interrupt(i, 0, start, context.Cause(r.ctx))
 	}
-	next, err := r.beginAttempt(i)
+	next, err := r.beginAttempt(i, time.Now())
 	return next, err != nil, err
 }
 
@@ -183,7 +183,7 @@ func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (t
 // the next one in one write, then tells of the retry.
 func (r *runner[In, Data]) retry(i, attempt int, d, delay time.Duration, cause error) (time.Time, bool, error) {
 	r.queueStep(EventStepRetry, i, attempt, d, delay, cause)
-	next, err := r.beginAttempt(i)
+	next, err := r.beginAttempt(i, time.Now())
 	return next, err != nil, err
 }
 

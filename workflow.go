@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type Workflow[In, Data any] struct {
 	errs     []error
 	fp       string
 	zero     json.RawMessage // the JSON of a zero Data: the snapshot before the first node
+	// checkInput is set when the JSON of an In might not decode back
+	// into an In: Execute then checks each input.
+	checkInput bool
 }
 
 type node[In, Data any] struct {
@@ -47,6 +51,7 @@ func New[In, Data any](name string) *Workflow[In, Data] {
 		w.errs = append(w.errs, fmt.Errorf("its Data type cannot be encoded as JSON: %w", err))
 	}
 	w.zero = zero
+	w.checkInput = mayNotRoundTrip(reflect.TypeFor[In](), map[reflect.Type]bool{})
 	return w
 }
 
