@@ -41,9 +41,9 @@ type runner[In, Data any] struct {
 	evbuf    [4]queued
 
 	// Attempts (attempt.go).
-	work *worker        // calls the handlers, while the run has one
+	work *worker         // calls the handlers, while the run has one
 	ctxs []Ctx[In, Data] // of first attempts, one per node
-	res   Result[Data]
+	res  Result[Data]
 }
 
 func newRunner[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, in In, trig Trigger) *runner[In, Data] {
