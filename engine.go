@@ -270,7 +270,9 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		for i := range run.Steps {
 			run.Steps[i].InFlight = time.Time{}
 		}
-		err = e.store.Update(ctx, run, 0)
+		// The lease goes with it: the owner's next write fails, and it
+		// stops; a Resume may take the run at once.
+		err = e.store.Update(ctx, run, ReleaseLease)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}

@@ -12,3 +12,9 @@ func TestMemoryStorageConformance(t *testing.T) {
 		return storagetest.Harness{Store: flux.NewMemoryStorage()}
 	})
 }
+
+func TestMemoryStorageEngine(t *testing.T) {
+	storagetest.RunEngine(t, func(t *testing.T) storagetest.Harness {
+		return storagetest.Harness{Store: flux.NewMemoryStorage()}
+	})
+}

@@ -30,6 +30,13 @@ func open(t testing.TB, opts ...sqlite.Option) (*sqlite.Store, string) {
 	return s, path
 }
 
+func TestEngineConformance(t *testing.T) {
+	storagetest.RunEngine(t, func(t *testing.T) storagetest.Harness {
+		s, _ := open(t)
+		return storagetest.Harness{Store: s}
+	})
+}
+
 func TestConformance(t *testing.T) {
 	storagetest.Run(t, func(t *testing.T) storagetest.Harness {
 		s, path := open(t)
