@@ -1,6 +1,7 @@
 package crashtest
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -302,6 +303,25 @@ func (c *crashCheck) killedRun(id, point string, atMostOnce bool) {
 				id, point, name, gc, gr, child, rec)
 		}
 	}
+	// wantHistory asserts the recorded attempts of a node: "ok",
+	// "interrupted" (cut off by the kill), or "failed".
+	wantHistory := func(name string, outcomes ...string) {
+		t.Helper()
+		var got []string
+		for _, a := range step(name).Attempts {
+			switch {
+			case a.Interrupted:
+				got = append(got, "interrupted")
+			case a.Error != "":
+				got = append(got, "failed")
+			default:
+				got = append(got, "ok")
+			}
+		}
+		if strings.Join(got, " ") != strings.Join(outcomes, " ") {
+			t.Errorf("killed run %s (%s): %s has attempts %v recorded, want %v", id, point, name, got, outcomes)
+		}
+	}
 	wantLedger := func(n int) {
 		t.Helper()
 		if got := c.ledger[id]; got != n {
@@ -315,30 +335,146 @@ func (c *crashCheck) killedRun(id, point string, atMostOnce bool) {
 		}
 		want("charge", 1, 0)
 		wantLedger(1)
+		wantHistory("charge", "interrupted", "failed")
 		return
 	}
+	// Every attempt stays in the record, the one the kill cut off marked
+	// interrupted. A node whose start was recorded counts as cut off even
+	// if the kill came just before its handler (afterPrice: in the hook
+	// after the write that started charge).
 	switch point {
 	case inPrepare: // an interrupted step runs again
 		want("prepare", 1, 1)
 		want("price", 0, 1)
+		wantHistory("prepare", "interrupted", "ok")
 	case inPrice:
 		want("prepare", 1, 0)
 		want("price", 1, 1)
+		wantHistory("price", "interrupted", "ok")
 	case afterPrice: // a checkpointed step does not
 		want("price", 1, 0)
-		if n := len(step("price").Attempts); n != 1 {
-			t.Errorf("killed run %s (%s): price has %d attempts recorded, want 1", id, point, n)
-		}
+		wantHistory("price", "ok")
 		want("charge", 0, 1)
+		wantHistory("charge", "interrupted", "ok")
 	case chargeBefore: // a started commit runs again with the same key
 		want("charge", 1, 1)
 		wantLedger(1)
+		wantHistory("charge", "interrupted", "ok")
 	case chargeAfter: // ... even after its effect: the key deduplicates it
 		want("charge", 1, 1)
 		wantLedger(2)
+		wantHistory("charge", "interrupted", "ok")
 	case afterCharge: // a recorded commit never runs again
 		want("charge", 1, 0)
 		want("finish", 0, 1)
 		wantLedger(1)
+		wantHistory("charge", "ok")
+		wantHistory("finish", "ok")
 	}
+}
+
+func TestRestartWithSameIDSQLite(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	restartCase(t, sqliteStore(dir), dir)
+}
+
+func TestRestartWithSameIDPostgres(t *testing.T) {
+	t.Parallel()
+	dbURL(t)
+	restartCase(t, pgStore(t), t.TempDir())
+}
+
+// restartCase kills a child process holding runs on hour-long leases, then
+// checks that an engine with another ID leaves them alone and one with the
+// child's ID continues them at once, and reports how long that took.
+func restartCase(t *testing.T, sc storeConfig, dir string) {
+	ctx := t.Context()
+	c := spawn(t, childConfig{
+		Mode: "crash", Store: sc, Dir: dir, Who: "svc", Point: inPrice, K: 6,
+		Runs: crashRuns, Concurrency: crashConcurrency, Lease: time.Hour,
+	})
+	if ws := c.wait(t, time.Minute); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child was not killed by SIGKILL (wait status %v); its output:\n%s", ws, c.output())
+	}
+	killed, _, _ := strings.Cut(readLines(t, filepath.Join(dir, killedFile))[0], " ")
+	store, closeStore, err := openStore(ctx, sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeStore()
+	left, err := unfinishedRuns(ctx, store)
+	if err != nil || len(left) == 0 {
+		t.Fatalf("the child left %v unfinished (%v), want some", left, err)
+	}
+	a, err := newActor(dir, "recoverer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.close()
+	flow := newFlow(a, false)
+	cfg := flux.Config{Storage: store, LeaseDuration: time.Hour, RecoveryInterval: time.Hour, Logger: testLogger(t)}
+
+	// Another ID must wait out the child's leases: it claims nothing.
+	cfg.ID = "other"
+	other, err := flux.NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Register(flow); err != nil {
+		t.Fatal(err)
+	}
+	if n := other.RecoverNow(); n != 0 {
+		t.Fatalf("an engine with another ID claimed %d of the crashed engine's runs before their leases expired", n)
+	}
+	if err := other.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range left {
+		if run, err := store.Get(ctx, id); err != nil || flux.OwnerEngine(run.Owner) != "svc" {
+			t.Fatalf("run %s after the other engine: %v, owner %q; want it still leased by svc", id, err, run.Owner)
+		}
+	}
+
+	// The child's ID continues them at its first recovery pass.
+	cfg.ID = "svc"
+	start := time.Now()
+	eng, err := flux.NewEngine(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	if err := eng.Register(flow); err != nil {
+		t.Fatal(err)
+	}
+	err = pollUntil(ctx, 30*time.Second, func() (bool, error) {
+		left, err := unfinishedRuns(ctx, store)
+		return len(left) == 0, err
+	})
+	if err != nil {
+		t.Fatalf("the restarted engine did not finish the crashed runs (leases of an hour left): %v", err)
+	}
+	t.Logf("restart with the same ID: %d crashed runs continued and finished %s after NewEngine", len(left), time.Since(start))
+	run, err := store.Get(ctx, killed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := run.Steps[1].Attempts; run.Status != flux.StatusCompleted || len(a) != 2 || !a[0].Interrupted || a[1].Interrupted {
+		t.Fatalf("killed run %s: %s, price attempts %+v; want completed, attempt 1 interrupted and 2 done", killed, run.Status, a)
+	}
+}
+
+// unfinishedRuns returns the IDs of the stored runs not in a final state.
+func unfinishedRuns(ctx context.Context, store flux.Storage) ([]string, error) {
+	page, err := store.List(ctx, flux.Filter{Workflow: flowName, Limit: 1000})
+	if err != nil {
+		return nil, err
+	}
+	var left []string
+	for _, r := range page.Runs {
+		if !r.Status.Final() {
+			left = append(left, r.ID)
+		}
+	}
+	return left, nil
 }
