@@ -52,5 +52,14 @@
 // nothing behind; a handler that ignores its context is abandoned and cannot
 // touch the run again. Failed attempts are retried ([Retries]) after a
 // [Backoff]; errors wrapped with [Permanent] are not. A panic becomes a
-// [*PanicError] carrying the stack.
+// [*PanicError] carrying the stack. Every attempt stays in the run's record,
+// across retries, [Resume], [RetryStep] and crashes; one cut off before its
+// handler returned is marked [Attempt].Interrupted.
+//
+// # Crashes and restarts
+//
+// An engine holds a lease on each run it executes. When it dies, another
+// engine with the workflow registered ([Engine.Register]) continues its runs
+// once the lease expired ([Config].LeaseDuration); an engine restarted with
+// the dead one's [Config].ID continues them at once.
 package flux

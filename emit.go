@@ -6,8 +6,10 @@ import (
 	"time"
 )
 
-// Events are emitted from the transitions in run.go, after the transition
-// was recorded, so what hooks, sinks and logs see is what happened.
+// Events are emitted from the runner's transitions, after the write that
+// recorded them (checkpoint.go), so what hooks, sinks and logs see is what
+// happened; see Hooks for the two events of a run with a random ID that
+// come before its first write.
 
 func (r *runner[In, Data]) runEvent(typ EventType, err error) {
 	r.e.emitRun(r.ctx, r.run, typ, err)

@@ -7,8 +7,13 @@ import (
 
 // Hooks are optional callbacks fired from the state machine's transitions,
 // in the order the transitions happen, like net/http/httptrace.ClientTrace.
-// Any field may be nil. Hooks run synchronously on the run's goroutine, so
-// they must be quick; a hook that panics is logged and the run goes on.
+// Each fires after the write that records its transition landed, so what a
+// hook sees is what storage holds; the two exceptions are for a run with a
+// random ID, which is stored by its first checkpoint: its WorkflowStart and
+// the StepStart of its first step's first attempt fire before anything was
+// written. A transition whose write failed fires no hook. Any field may be
+// nil. Hooks run synchronously on the run's goroutine, so they must be
+// quick; a hook that panics is logged and the run goes on.
 type Hooks struct {
 	// WorkflowStart fires when a run enters running: first start, Resume,
 	// RetryStep, or recovery by another engine.
@@ -18,17 +23,22 @@ type Hooks struct {
 	// WorkflowError fires when a run failed or was cancelled; Err says why.
 	WorkflowError func(RunEvent)
 
-	// StepStart fires before each attempt of a node.
+	// StepStart fires before each attempt of a node, once the attempt's
+	// start is recorded (StepState.InFlight).
 	StepStart func(StepEvent)
-	// StepComplete fires after a node succeeded and, for a commit, after that
-	// was recorded durably.
+	// StepComplete fires after a node succeeded and that was recorded. A
+	// commit's success is written at once; a step's in the write that
+	// starts the next node, before any other handler runs.
 	StepComplete func(StepEvent)
-	// StepSkipped fires when a node's When predicate returned false.
+	// StepSkipped fires when a node's When predicate returned false, once
+	// that was recorded.
 	StepSkipped func(StepEvent)
-	// StepRetry fires after a failed attempt that will be retried; Err is the
-	// attempt's error and Delay the backoff before the next one.
+	// StepRetry fires after a failed attempt that will be retried was
+	// recorded; Err is the attempt's error and Delay the backoff before the
+	// next one.
 	StepRetry func(StepEvent)
-	// StepError fires after a node's last attempt failed.
+	// StepError fires after a node's last attempt failed, with the run's
+	// failure recorded.
 	StepError func(StepEvent)
 }
 
