@@ -92,7 +92,9 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		return nil, err
 	}
 	now := time.Now()
-	run := &Run{
+	f := new(fresh[In, Data])
+	run := &f.run
+	*run = Run{
 		ID: id, Workflow: w.name, Fingerprint: w.fingerprint(), Status: StatusRunning,
 		Input: input, Data: w.zero, Steps: make([]StepState, len(w.nodes)),
 		CreatedAt: now, UpdatedAt: now, Owner: e.owner,
@@ -102,8 +104,9 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	for i, n := range w.nodes {
 		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending, Attempts: attempts[i : i : i+1]}
 	}
-	r := newRunner(rctx, e, w, run, in, TriggerExecute)
-	r.data = new(Data)
+	r := &f.r
+	r.init(rctx, e, w, run, in, TriggerExecute)
+	r.data = &f.data
 	r.unstored, r.explicit = true, explicit
 	if explicit {
 		// The run is created by the write before its first node runs: its

@@ -14,9 +14,10 @@ import (
 // MemoryStorage is the in-memory [Storage], the default of a zero
 // [Config]. It is for development and tests: runs are lost with the process.
 // Like every store it keeps copies: nothing a caller gives it or gets from it
-// is shared.
+// is shared. Each run has a lock of its own, so that copying one run never
+// holds up the others.
 type MemoryStorage struct {
-	mu     sync.Mutex
+	mu     sync.RWMutex // over runs and closed
 	runs   map[string]*memRun
 	closed bool
 }
@@ -24,6 +25,7 @@ type MemoryStorage struct {
 // memRun is a stored run and the buffers its copy lives in, reused by the
 // next Update of the run.
 type memRun struct {
+	mu   sync.Mutex
 	run  Run
 	buf  []byte
 	atts []Attempt
@@ -40,14 +42,35 @@ var _ Storage = (*MemoryStorage)(nil)
 
 var errMemoryClosed = fmt.Errorf("flux: memory storage is closed: %w", ErrClosed)
 
-// lock locks m, or returns an error wrapping ErrClosed after Close.
-func (m *MemoryStorage) lock() error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return errMemoryClosed
+// find returns the stored run id, locked, or an error wrapping
+// ErrRunNotFound or ErrClosed.
+func (m *MemoryStorage) find(id string) (*memRun, error) {
+	m.mu.RLock()
+	r, ok := m.runs[id]
+	closed := m.closed
+	m.mu.RUnlock()
+	switch {
+	case closed:
+		return nil, errMemoryClosed
+	case !ok:
+		return nil, fmt.Errorf("%w: %q", ErrRunNotFound, id)
 	}
-	return nil
+	r.mu.Lock()
+	return r, nil
+}
+
+// all returns the stored runs, or an error after Close.
+func (m *MemoryStorage) all() ([]*memRun, error) {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errMemoryClosed
+	}
+	runs := make([]*memRun, 0, len(m.runs))
+	for _, r := range m.runs {
+		runs = append(runs, r)
+	}
+	return runs, nil
 }
 
 // Close implements [Storage]: it drops every run.
@@ -60,34 +83,32 @@ func (m *MemoryStorage) Close() error {
 
 // Create implements [Storage].
 func (m *MemoryStorage) Create(_ context.Context, run *Run, lease time.Duration) error {
-	if err := m.lock(); err != nil {
-		return err
+	c := new(memRun)
+	c.set(run) // outside the store's lock: the copy is the costly part
+	c.run.Version, c.run.LeaseUntil = 1, time.Time{}
+	if run.Owner != "" {
+		c.run.LeaseUntil = time.Now().Add(lease)
 	}
+	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, ok := m.runs[run.ID]; ok {
+	switch _, ok := m.runs[run.ID]; {
+	case m.closed:
+		return errMemoryClosed
+	case ok:
 		return fmt.Errorf("%w: %s", ErrRunExists, run.ID)
 	}
-	run.Version = 1
-	run.LeaseUntil = time.Time{}
-	if run.Owner != "" {
-		run.LeaseUntil = time.Now().Add(lease)
-	}
-	c := new(memRun)
-	c.set(run)
 	m.runs[run.ID] = c
+	run.Version, run.LeaseUntil = 1, c.run.LeaseUntil
 	return nil
 }
 
 // Get implements [Storage].
 func (m *MemoryStorage) Get(_ context.Context, id string) (*Run, error) {
-	if err := m.lock(); err != nil {
+	r, err := m.find(id)
+	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
-	r, ok := m.runs[id]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrRunNotFound, id)
-	}
+	defer r.mu.Unlock()
 	return r.run.Clone(), nil
 }
 
@@ -97,22 +118,31 @@ func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := m.lock(); err != nil {
+	runs, err := m.all()
+	if err != nil {
 		return nil, err
 	}
-	var match []*Run
-	for _, r := range m.runs {
-		if f.Matches(&r.run) && (after == nil || after.Before(&r.run)) {
-			match = append(match, &r.run)
-		}
+	// Sort on the keys, and copy only the runs of the page.
+	type hit struct {
+		r   *memRun
+		key Run // ID and CreatedAt
 	}
-	slices.SortFunc(match, compareNewestFirst)
+	var match []hit
+	for _, r := range runs {
+		r.mu.Lock()
+		if f.Matches(&r.run) && (after == nil || after.Before(&r.run)) {
+			match = append(match, hit{r, Run{ID: r.run.ID, CreatedAt: r.run.CreatedAt}})
+		}
+		r.mu.Unlock()
+	}
+	slices.SortFunc(match, func(a, b hit) int { return compareNewestFirst(&a.key, &b.key) })
 	n := min(f.PageSize(), len(match))
 	page := &RunPage{Runs: make([]*Run, n)}
-	for i := range n {
-		page.Runs[i] = match[i].Clone()
+	for i, h := range match[:n] {
+		h.r.mu.Lock()
+		page.Runs[i] = h.r.run.Clone()
+		h.r.mu.Unlock()
 	}
-	m.mu.Unlock()
 	if n < len(match) {
 		page.Next = MakeCursor(page.Runs[n-1])
 	}
@@ -121,14 +151,11 @@ func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
 
 // Update implements [Storage].
 func (m *MemoryStorage) Update(_ context.Context, run *Run, lease time.Duration) error {
-	if err := m.lock(); err != nil {
+	stored, err := m.find(run.ID)
+	if err != nil {
 		return err
 	}
-	defer m.mu.Unlock()
-	stored, ok := m.runs[run.ID]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrRunNotFound, run.ID)
-	}
+	defer stored.mu.Unlock()
 	cur := &stored.run
 	switch {
 	case cur.Owner != run.Owner && cur.Owner != "":
@@ -158,14 +185,11 @@ func claimable(r *Run, owner string, now time.Time) bool {
 
 // Claim implements [Storage].
 func (m *MemoryStorage) Claim(_ context.Context, p ClaimParams) (*Run, error) {
-	if err := m.lock(); err != nil {
+	stored, err := m.find(p.ID)
+	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
-	stored, ok := m.runs[p.ID]
-	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrRunNotFound, p.ID)
-	}
+	defer stored.mu.Unlock()
 	cur := &stored.run
 	now := time.Now()
 	if !claimable(cur, p.Owner, now) {
@@ -178,43 +202,51 @@ func (m *MemoryStorage) Claim(_ context.Context, p ClaimParams) (*Run, error) {
 
 // ClaimExpired implements [Storage].
 func (m *MemoryStorage) ClaimExpired(_ context.Context, p ClaimExpiredParams) ([]*Run, error) {
-	if err := m.lock(); err != nil {
+	runs, err := m.all()
+	if err != nil {
 		return nil, err
 	}
-	defer m.mu.Unlock()
 	now := time.Now()
 	var out []*Run
-	for _, stored := range m.runs {
+	for _, stored := range runs {
 		if p.Limit > 0 && len(out) >= p.Limit {
 			break
 		}
+		stored.mu.Lock()
 		cur := &stored.run
-		if (cur.Status != StatusRunning && cur.Status != StatusPending) || cur.Owner == p.Owner ||
-			!slices.Contains(p.Workflows, cur.Workflow) || !claimable(cur, p.Owner, now) {
-			continue
+		if (cur.Status == StatusRunning || cur.Status == StatusPending) && cur.Owner != p.Owner &&
+			slices.Contains(p.Workflows, cur.Workflow) && claimable(cur, p.Owner, now) {
+			cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
+			cur.Version++
+			out = append(out, cur.Clone())
 		}
-		cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
-		cur.Version++
-		out = append(out, cur.Clone())
+		stored.mu.Unlock()
 	}
 	return out, nil
 }
 
 // Extend implements [Storage].
 func (m *MemoryStorage) Extend(_ context.Context, p ExtendParams) ([]string, error) {
-	if err := m.lock(); err != nil {
-		return nil, err
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errMemoryClosed
 	}
-	defer m.mu.Unlock()
 	until := time.Now().Add(p.Lease)
 	var lost []string
 	for _, id := range p.IDs {
 		cur, ok := m.runs[id]
-		if !ok || cur.run.Owner != p.Owner || p.Owner == "" {
+		if !ok {
 			lost = append(lost, id)
 			continue
 		}
-		cur.run.LeaseUntil = until
+		cur.mu.Lock()
+		if cur.run.Owner != p.Owner || p.Owner == "" {
+			lost = append(lost, id)
+		} else {
+			cur.run.LeaseUntil = until
+		}
+		cur.mu.Unlock()
 	}
 	return lost, nil
 }

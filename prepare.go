@@ -52,7 +52,7 @@ func fromClaim[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 	e.holdsLease(run.ID)
 	recordCrash(run)
 	done, in, err := checkStart(w, run, trig, o)
-	if err != nil && o.recovery && (errors.Is(err, ErrDefinitionChanged) || errors.Is(err, ErrWrongWorkflow)) {
+	if err != nil && o.recovery && errors.Is(err, ErrDefinitionChanged) {
 		// It cannot go on with this definition. Failing it, rather than
 		// claiming it again every lease, shows it to a person, who can
 		// Resume it with a definition that fits.

@@ -93,6 +93,12 @@ func (e *Engine) RecoverNow() int {
 	// Runs that stopped here without giving their lease back (their last
 	// write failed) are this engine's to continue.
 	for _, id := range orphans {
+		e.mu.Lock()
+		_, here := e.active[id] // a Resume took it up meanwhile
+		e.mu.Unlock()
+		if here {
+			continue
+		}
 		run, err := e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
 		if err != nil && !errors.Is(err, ErrRunNotFound) && !errors.Is(err, ErrRunActive) {
 			continue // storage still failing: try again next time

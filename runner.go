@@ -47,10 +47,22 @@ type runner[In, Data any] struct {
 }
 
 func newRunner[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, in In, trig Trigger) *runner[In, Data] {
-	r := &runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, wctx: context.WithoutCancel(ctx), trig: trig, snap: run.Data, holding: true}
+	r := new(runner[In, Data])
+	r.init(ctx, e, w, run, in, trig)
+	return r
+}
+
+func (r *runner[In, Data]) init(ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, in In, trig Trigger) {
+	*r = runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, wctx: context.WithoutCancel(ctx), trig: trig, snap: run.Data, holding: true}
 	r.info = runInfo{id: run.ID, workflow: w.name, logger: e.log}
 	r.events = r.evbuf[:0]
-	return r
+}
+
+// fresh is what a new run needs, in one allocation.
+type fresh[In, Data any] struct {
+	r    runner[In, Data]
+	run  Run
+	data Data
 }
 
 // execute runs the run's nodes in order until it ends, fails, or stops.

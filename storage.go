@@ -80,8 +80,8 @@ func (r *Run) Clone() *Run {
 // copyRun makes dst a deep copy of src and returns the buffers that hold its
 // JSON bytes and attempts. It reuses dst.Steps, buf and atts when they are
 // large enough, so a store may keep one copy of a run and overwrite it in
-// place; with spare 1, buffers it makes have room for the run to grow (a
-// snapshot and an attempt more per node). The attempts of each step are
+// place; with spare 1, buffers it makes have room for the run to grow
+// (half as much again, and an attempt for every other node). The attempts of each step are
 // capped, so that appending to them never writes into the next step's.
 func copyRun(dst, src *Run, buf []byte, atts []Attempt, spare int) ([]byte, []Attempt) {
 	steps := dst.Steps[:0]
@@ -92,10 +92,10 @@ func copyRun(dst, src *Run, buf []byte, atts []Attempt, spare int) ([]byte, []At
 		n += len(src.Steps[i].Attempts)
 	}
 	if cap(buf) < size {
-		buf = make([]byte, 0, size+spare*(size+64))
+		buf = make([]byte, 0, size+spare*(size/2+64))
 	}
 	if cap(atts) < n {
-		atts = make([]Attempt, n, n+spare*len(src.Steps))
+		atts = make([]Attempt, n, n+spare*(len(src.Steps)+1)/2)
 	}
 	buf, atts = buf[:0], atts[:n]
 	dup := func(b json.RawMessage) json.RawMessage {
