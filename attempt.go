@@ -98,7 +98,9 @@ func (r *runner[In, Data]) attempt(n *node[In, Data], i, attempt int, start time
 	} else {
 		c = new(Ctx[In, Data])
 	}
-	*c = Ctx[In, Data]{Input: r.in, Data: data, run: &r.info, step: n.name, attempt: attempt, fn: n.fn}
+	// c is zero: set its fields one by one, cheaper than copying a whole
+	// Ctx over it.
+	c.Input, c.Data, c.run, c.step, c.attempt, c.fn = r.in, data, &r.info, n.name, attempt, n.fn
 	c.ac.parent = r.ctx
 	if timeout > 0 {
 		c.ac.deadline = start.Add(timeout)

@@ -320,10 +320,13 @@ func (e *Engine) heartbeat() {
 }
 
 // newID returns a UUIDv7: random, and sortable by creation time.
-func newID() string {
+func newID() string { return newIDAt(time.Now()) }
+
+// newIDAt is newID with the clock already read.
+func newIDAt(now time.Time) string {
 	var b [16]byte
 	_, _ = rand.Read(b[6:])
-	ms := uint64(time.Now().UnixMilli())
+	ms := uint64(now.UnixMilli())
 	for i := 5; i >= 0; i-- {
 		b[i] = byte(ms)
 		ms >>= 8

@@ -79,9 +79,10 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err := e.checkSize("input", input); err != nil {
 		return nil, err
 	}
+	now := time.Now()
 	id, explicit := o.id, o.id != ""
 	if !explicit {
-		id = newID()
+		id = newIDAt(now)
 	}
 	rctx, a, err := e.begin(ctx, id)
 	if err != nil {
@@ -91,7 +92,6 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		e.end(id, a, false)
 		return nil, err
 	}
-	now := time.Now()
 	f := new(fresh[In, Data])
 	run := &f.run
 	*run = Run{

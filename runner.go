@@ -115,7 +115,7 @@ func (r *runner[In, Data]) node(i int) error {
 		return r.failNode(i, len(st.Attempts)+1, time.Now(), Permanent(err))
 	}
 	r.base = len(st.Attempts)
-	now := time.Now()
+	now := r.now() // the previous node's completion, if it just happened
 	if st.Status == StatusPending {
 		if err := r.setNode(i, StatusRunning); err != nil {
 			return err
