@@ -16,6 +16,7 @@ import (
 
 	"github.com/flux-go/flux"
 )
+
 func TestDuplicateRunIDCompleted(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
