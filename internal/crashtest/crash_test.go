@@ -78,22 +78,10 @@ func crashMatrix(t *testing.T, store func(t *testing.T, dir string) storeConfig)
 func crashCase(t *testing.T, sc storeConfig, dir, point string, k int64, atMostOnce bool) {
 	ctx := t.Context()
 	ids := runIDs(crashRuns)
-	c := spawn(t, childConfig{
+	killed := crashChild(t, childConfig{
 		Mode: "crash", Store: sc, Dir: dir, Who: "child", Point: point, K: k,
 		Runs: crashRuns, Concurrency: crashConcurrency, Lease: crashLease, AtMostOnce: atMostOnce,
 	})
-	ws := c.wait(t, time.Minute)
-	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the child was not killed by SIGKILL (wait status %v); its output:\n%s", ws, c.output())
-	}
-	killedLines := readLines(t, filepath.Join(dir, killedFile))
-	if len(killedLines) != 1 {
-		t.Fatalf("kill file: want 1 line, got %q", killedLines)
-	}
-	killed, gotPoint, _ := strings.Cut(killedLines[0], " ")
-	if gotPoint != point {
-		t.Fatalf("the child was killed at %q, want %q", gotPoint, point)
-	}
 
 	// A new engine recovers the runs the child left behind.
 	store, closeStore, err := openStore(ctx, sc)
@@ -173,6 +161,26 @@ func crashCase(t *testing.T, sc storeConfig, dir, point string, k int64, atMostO
 		check.completed(id, atMostOnce)
 	}
 	check.killedRun(killed, point, atMostOnce)
+}
+
+// crashChild runs a child process that must kill itself with SIGKILL at
+// cfg.Point, and returns the ID of the run it was in.
+func crashChild(t *testing.T, cfg childConfig) string {
+	t.Helper()
+	c := spawn(t, cfg)
+	ws := c.wait(t, time.Minute)
+	if !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the child was not killed by SIGKILL (wait status %v); its output:\n%s", ws, c.output())
+	}
+	killedLines := readLines(t, filepath.Join(cfg.Dir, killedFile))
+	if len(killedLines) != 1 {
+		t.Fatalf("kill file: want 1 line, got %q", killedLines)
+	}
+	killed, gotPoint, _ := strings.Cut(killedLines[0], " ")
+	if gotPoint != cfg.Point {
+		t.Fatalf("the child was killed at %q, want %q", gotPoint, cfg.Point)
+	}
+	return killed
 }
 
 // crashCheck holds what a crash test checks: the stored runs, the handler
@@ -390,14 +398,10 @@ func TestRestartWithSameIDPostgres(t *testing.T) {
 // child's ID continues them at once, and reports how long that took.
 func restartCase(t *testing.T, sc storeConfig, dir string) {
 	ctx := t.Context()
-	c := spawn(t, childConfig{
+	killed := crashChild(t, childConfig{
 		Mode: "crash", Store: sc, Dir: dir, Who: "svc", Point: inPrice, K: 6,
 		Runs: crashRuns, Concurrency: crashConcurrency, Lease: time.Hour,
 	})
-	if ws := c.wait(t, time.Minute); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
-		t.Fatalf("the child was not killed by SIGKILL (wait status %v); its output:\n%s", ws, c.output())
-	}
-	killed, _, _ := strings.Cut(readLines(t, filepath.Join(dir, killedFile))[0], " ")
 	store, closeStore, err := openStore(ctx, sc)
 	if err != nil {
 		t.Fatal(err)
