@@ -66,8 +66,17 @@ func runBench(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 32, "runs executing at once")
 	seq := fs.Int("sequential", 1000, "runs measured one at a time for the latency figures")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
+	workload := fs.String("workload", "w1", "w1 (short runs, throughput) or long (W2: runs of --steps steps, time and bytes per step)")
+	steps := fs.Int("steps", 100, "long: steps per run")
+	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]\n\nRuns workload W1 (two steps and one commit, trivial work, small data) N times at concurrency C,\nthen a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.")
+		fmt.Fprintln(fs.Output(), `usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]
+       flux bench --workload long [--steps N] [--data-bytes B] [--workflows R] [store flags]
+
+W1 (the default) runs two steps and one commit, trivial work, small data, N times at concurrency C,
+then a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.
+W2 (--workload long) runs R runs (default 1) of N steps one after the other, each step appending
+B bytes to the run's data, and prints the time per step and the bytes written and stored per step.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -79,6 +88,18 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	if *n <= 0 || *c <= 0 || *seq < 0 {
 		return fmt.Errorf("--workflows and --concurrency must be positive, --sequential not negative")
+	}
+	switch *workload {
+	case "w1":
+	case "long":
+		if *steps <= 0 || *dataBytes < 0 {
+			return fmt.Errorf("--steps must be positive and --data-bytes not negative")
+		}
+		if !setFlags(fs)["workflows"] {
+			*n = 1
+		}
+	default:
+		return fmt.Errorf("unknown --workload %q: want w1 or long", *workload)
 	}
 	store, err := so.open(ctx)
 	if err != nil {
@@ -96,12 +117,32 @@ func runBench(ctx context.Context, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *workload == "long" {
+		counter, closeCounter, err := counterFor(ctx, so)
+		if err != nil {
+			return err
+		}
+		defer closeCounter()
+		res, err := benchLong(ctx, store, so.kind(), counter, *n, *steps, *dataBytes)
+		if err != nil {
+			return err
+		}
+		fmt.Println(res)
+		return nil
+	}
 	res, err := benchW1(ctx, store, so.kind(), *n, *c, *seq, os.Stderr)
 	if err != nil {
 		return err
 	}
 	fmt.Println(res)
 	return nil
+}
+
+// setFlags returns the names of the flags given on the command line.
+func setFlags(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	return set
 }
 
 // benchW1 measures W1 on store: n runs at concurrency c, then seq runs one
