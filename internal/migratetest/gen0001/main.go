@@ -1,5 +1,5 @@
 // Command gen0001 wrote the schema-0001 fixtures of internal/migratetest with
-// the release that had schema 0001 (commit 23da1c4 and its parents): a
+// the release that had schema 0001 (commit 63453f7): a
 // SQLite file and a PostgreSQL schema, each holding a completed run, a
 // failed run to retry from a step, a cancelled run, and an unfinished run
 // whose owner died. It is kept for the record; later releases do not build
