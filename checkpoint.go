@@ -6,17 +6,22 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
-// changes are what a run's next write must record: its header (status,
-// error, data, times) and the nodes that changed since the last write.
-// Every change of a run's state goes through the runner's methods below,
-// which keep this list; a store that writes only what changed reads it.
+// changes are what a run's next write must record beside its header: the
+// nodes that changed since the last write, those whose data is dropped,
+// and the data of those that completed. Every change of a run's state goes
+// through the runner's methods below, which keep this list; Checkpoint
+// writes it.
 type changes struct {
-	header bool
-	every  bool  // the whole run: its first write, a restart
-	nodes  []int // indexes, in the order they first changed
-	buf    [4]int
+	every    bool  // every node: the run's nodes were fitted to a changed definition
+	nodes    []int // indexes, in the order they first changed
+	resets   []int // nodes that left completed: their data is dropped
+	replaced []int // nodes that are new at their index: the stored ones are dropped
+	data     []driver.NodeData
+	buf      [4]int
 }
 
 func (c *changes) node(i int) {
@@ -28,20 +33,34 @@ func (c *changes) node(i int) {
 	}
 }
 
-func (c *changes) all() { c.every, c.header = true, true }
-
-func (c *changes) reset() { c.header, c.every, c.nodes = false, false, c.nodes[:0] }
+func (c *changes) reset() {
+	c.every, c.nodes, c.resets, c.replaced, c.data = false, c.nodes[:0], c.resets[:0], c.replaced[:0], c.data[:0]
+}
 
 // setNode moves node i to status to: the one place a node's status
 // changes. It checks the move against the state machine and records that
 // the node changed.
 func (r *runner[In, Data]) setNode(i int, to Status) error {
 	st := &r.run.Steps[i]
-	if err := CheckNodeTransition(st.Status, to, r.trig); err != nil {
+	from := st.Status
+	if err := CheckNodeTransition(from, to, r.trig); err != nil {
 		return fmt.Errorf("run %s node %q: %w", r.run.ID, st.Name, err)
 	}
 	st.Status = to
 	r.changed.node(i)
+	sum := &r.run.Summary
+	switch {
+	case from.Done() && !to.Done():
+		sum.Done--
+	case !from.Done() && to.Done():
+		sum.Done++
+	}
+	if from == StatusCompleted {
+		r.changed.resets = append(r.changed.resets, i)
+	}
+	if to != StatusPending {
+		sum.Node = st.Name
+	}
 	return nil
 }
 
@@ -58,7 +77,6 @@ func (r *runner[In, Data]) setRun(to Status, cause error) error {
 	if to.Final() {
 		r.run.FinishedAt = r.now()
 	}
-	r.changed.header = true
 	return nil
 }
 
@@ -73,12 +91,26 @@ func (r *runner[In, Data]) touch(i int) *StepState {
 func (r *runner[In, Data]) addAttempt(i int, a Attempt) {
 	st := r.touch(i)
 	st.Attempts = append(st.Attempts, a)
+	r.run.Summary.Attempts++
+	if a.Error != "" && !a.Interrupted {
+		r.run.Summary.Failures++
+	}
 }
 
-// setData records the data snapshot after the last finished node.
-func (r *runner[In, Data]) setData(snap []byte) {
+// setData records the data after node i, which just completed: the run's
+// data from now on, and the node's data record for the next write, as a
+// patch from the data before it, or whole when the patches written since
+// the last whole one outweigh it.
+func (r *runner[In, Data]) setData(i int, snap []byte) {
+	d := driver.NodeData{Index: i}
+	p := driver.Diff(r.snap, snap)
+	if r.patched < 0 || r.patched+p.Size() > len(snap) {
+		d.Snapshot, r.patched = snap, 0
+	} else {
+		d.Patch, r.patched = &p, r.patched+p.Size()
+	}
+	r.changed.data = append(r.changed.data, d)
 	r.snap, r.run.Data = snap, snap
-	r.changed.header = true
 }
 
 // beginAttempt records that an attempt of node i starts, in a write that
@@ -123,10 +155,7 @@ func (r *runner[In, Data]) writeCtx(ctx context.Context) error {
 	r.stamp = time.Time{}
 	lease := r.e.lease
 	if r.run.Status.Final() || r.release {
-		lease = ReleaseLease
-	}
-	if r.unstored {
-		r.changed.all()
+		lease = driver.ReleaseLease
 	}
 	if hook := r.e.checkpointHook; hook != nil {
 		hook(r.run, &r.changed)
@@ -135,11 +164,19 @@ func (r *runner[In, Data]) writeCtx(ctx context.Context) error {
 	if r.unstored {
 		err = r.create(ctx, lease)
 	} else {
-		err = r.update(ctx, lease)
+		err = r.checkpoint(ctx, lease)
 	}
 	if err != nil {
 		r.events = r.events[:0]
 		return err
+	}
+	for _, i := range r.changed.nodes {
+		r.saved[i] = len(r.run.Steps[i].Attempts)
+	}
+	if r.changed.every {
+		for i := range r.run.Steps {
+			r.saved[i] = len(r.run.Steps[i].Attempts)
+		}
 	}
 	r.changed.reset()
 	r.holding = lease > 0
@@ -152,7 +189,9 @@ func (r *runner[In, Data]) create(ctx context.Context, lease time.Duration) erro
 	if lease < 0 {
 		r.run.Owner = ""
 	}
-	err := r.e.store.Create(ctx, r.run, lease)
+	head := *r.run
+	head.Data = r.w.zero // the data before the first node; the nodes' follow
+	w, err := r.e.store.Create(ctx, driver.CreateParams{Run: &head, Data: r.changed.data, Lease: lease})
 	switch {
 	case errors.Is(err, ErrRunExists) && r.explicit:
 		return errExists
@@ -162,34 +201,73 @@ func (r *runner[In, Data]) create(ctx context.Context, lease time.Duration) erro
 		return fmt.Errorf("flux: storing new run %s of %q: %w", r.run.ID, r.w.name, err)
 	}
 	r.unstored = false
+	r.run.Version, r.run.LeaseUntil = w.Version, w.LeaseUntil
 	if r.run.Owner != "" {
 		r.e.holdsLease(r.run.ID)
 	}
 	return nil
 }
 
-func (r *runner[In, Data]) update(ctx context.Context, lease time.Duration) error {
-	err := r.e.store.Update(ctx, r.run, lease)
+// checkpoint writes the changes since the last write: the header, and the
+// nodes that changed with their new attempts and data.
+func (r *runner[In, Data]) checkpoint(ctx context.Context, lease time.Duration) error {
+	run := r.run
+	r.header = driver.Header{Status: run.Status, Error: run.Error, Fingerprint: run.Fingerprint,
+		UpdatedAt: run.UpdatedAt, FinishedAt: run.FinishedAt, Summary: run.Summary, Nodes: len(run.Steps)}
+	p := driver.CheckpointParams{ID: run.ID, Owner: run.Owner, Version: run.Version, Lease: lease, Header: &r.header}
+	nodes := r.changed.nodes
+	if r.changed.every {
+		nodes = r.allNodes()
+	}
+	p.Nodes = r.nodeBuf[:0]
+	for _, i := range nodes {
+		st := &run.Steps[i]
+		n := driver.NodeChange{Index: i, Name: st.Name, Kind: st.Kind, Status: st.Status,
+			StartedAt: st.StartedAt, FinishedAt: st.FinishedAt, InFlight: st.InFlight,
+			Attempts: st.Attempts[min(r.saved[i], len(st.Attempts)):], Reset: slices.Contains(r.changed.resets, i),
+			Replace: slices.Contains(r.changed.replaced, i)}
+		for k := range r.changed.data {
+			if r.changed.data[k].Index == i {
+				n.Data = &r.changed.data[k]
+			}
+		}
+		p.Nodes = append(p.Nodes, n)
+	}
+	r.nodeBuf = p.Nodes
+	w, err := r.e.store.Checkpoint(ctx, p)
 	if err == nil {
+		run.Version, run.LeaseUntil = w.Version, w.LeaseUntil
+		if lease < 0 {
+			run.Owner = ""
+		}
 		return nil
 	}
 	if errors.Is(err, ErrLeaseLost) {
 		r.holding = false
 	} else if errors.Is(err, ErrConflict) {
-		if cur, gerr := r.e.store.Get(ctx, r.run.ID); gerr == nil {
+		if cur, gerr := r.e.store.Get(ctx, run.ID); gerr == nil {
 			if cur.Status == StatusCancelled {
 				r.holding = false
-				return fmt.Errorf("flux: run %s was cancelled elsewhere: %w", r.run.ID, ErrCancelled)
+				return fmt.Errorf("flux: run %s was cancelled elsewhere: %w", run.ID, ErrCancelled)
 			}
 			if cur.Owner != r.e.owner {
 				// Another owner took the run over (and may have finished it
 				// and released it): this one is a zombie and must stop.
 				r.holding = false
-				return fmt.Errorf("flux: recording run %s: %w: %w", r.run.ID, ErrLeaseLost, err)
+				return fmt.Errorf("flux: recording run %s: %w: %w", run.ID, ErrLeaseLost, err)
 			}
 		}
 	}
-	return fmt.Errorf("flux: recording run %s: %w", r.run.ID, err)
+	return fmt.Errorf("flux: recording run %s: %w", run.ID, err)
+}
+
+// allNodes returns the indexes of every node.
+func (r *runner[In, Data]) allNodes() []int {
+	all := make([]int, len(r.run.Steps))
+	for i := range all {
+		all[i] = i
+	}
+	return all
 }
 
 // queued is an event waiting for the write that records its transition.

@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // Config configures an [Engine]. The zero Config is valid: in-memory
@@ -250,33 +253,27 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 			return ctx.Err()
 		}
 	}
-	for {
-		run, err := e.store.Get(ctx, id)
-		if err != nil {
-			return err
-		}
-		switch run.Status {
-		case StatusCancelled:
-			return nil
-		case StatusCompleted, StatusFailed:
-			return fmt.Errorf("%w: cannot cancel run %s: it is %s", ErrRunFinished, id, run.Status)
-		}
-		if err := CheckRunTransition(run.Status, StatusCancelled, TriggerExecute); err != nil {
-			return err
-		}
-		run.Status, run.Error = StatusCancelled, ErrCancelled.Error()
-		run.UpdatedAt = time.Now()
-		run.FinishedAt = run.UpdatedAt
-		for i := range run.Steps {
-			run.Steps[i].InFlight = time.Time{}
-		}
-		// The lease goes with it: the owner's next write fails, and it
-		// stops; a Resume may take the run at once.
-		err = e.store.Update(ctx, run, ReleaseLease)
-		if !errors.Is(err, ErrConflict) {
-			return err
+	// The store marks it cancelled and releases its lease: its owner's
+	// next write fails and it stops; a Resume may take the run at once.
+	now := time.Now()
+	return e.store.Cancel(ctx, driver.CancelParams{ID: id, Error: ErrCancelled.Error(), At: now})
+}
+
+// NodeData returns run id's data as it was after the node named step
+// finished (after the last node up to it that completed; the data before
+// the first node if none did), as JSON. The viewer shows it; RetryStep
+// starts from the data before its node.
+func (e *Engine) NodeData(ctx context.Context, id, step string) (json.RawMessage, error) {
+	run, err := e.store.Get(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range run.Steps {
+		if s.Name == step {
+			return e.store.NodeData(ctx, driver.NodeDataParams{ID: id, Index: i})
 		}
 	}
+	return nil, fmt.Errorf("%w: run %s has no node %q", ErrStepNotFound, id, step)
 }
 
 // heartbeat renews the leases of runs executing here, and stops the runs
@@ -303,7 +300,7 @@ func (e *Engine) heartbeat() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), e.lease/3)
-		lost, err := e.store.Extend(ctx, ExtendParams{Owner: e.owner, IDs: ids, Lease: e.lease})
+		lost, err := e.store.Extend(ctx, driver.ExtendParams{Owner: e.owner, IDs: ids, Lease: e.lease})
 		cancel()
 		if err != nil {
 			e.log.Warn("flux: renewing leases failed", slog.Any("error", err))

@@ -97,7 +97,7 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	*run = Run{
 		ID: id, Workflow: w.name, Fingerprint: w.fingerprint(), Status: StatusRunning,
 		Input: input, Data: w.zero, Steps: make([]StepState, len(w.nodes)),
-		CreatedAt: now, UpdatedAt: now, Owner: e.owner,
+		CreatedAt: now, UpdatedAt: now, Owner: e.owner, Summary: Summary{Nodes: len(w.nodes)},
 	}
 	// One backing array for every node's first attempt.
 	attempts := make([]Attempt, len(w.nodes))

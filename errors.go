@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // Sentinel errors. Every error Flux returns for one of these conditions wraps
-// the matching sentinel, so callers test them with [errors.Is].
+// the matching sentinel, so callers test them with [errors.Is]. Those a store
+// returns are package driver's, under the same names.
 var (
 	// ErrInvalidDefinition reports a mistake in a workflow definition: an
 	// empty or duplicate step name, a nil handler, no steps, or an option of
@@ -17,7 +20,7 @@ var (
 	// function or input that cannot be encoded as JSON. No run is stored.
 	ErrInvalidInput = errors.New("flux: invalid workflow input")
 	// ErrRunNotFound reports an unknown run ID.
-	ErrRunNotFound = errors.New("flux: run not found")
+	ErrRunNotFound = driver.ErrRunNotFound
 	// ErrStepNotFound reports a step name that the workflow does not have.
 	ErrStepNotFound = errors.New("flux: step not found")
 	// ErrCommitted reports a replay that would execute a commit that already
@@ -32,31 +35,31 @@ var (
 	ErrDefinitionChanged = errors.New("flux: workflow definition changed")
 	// ErrLeaseLost reports that another owner took over the run: this engine
 	// stops executing it.
-	ErrLeaseLost = errors.New("flux: run lease lost to another owner")
+	ErrLeaseLost = driver.ErrLeaseLost
 	// ErrRunActive reports a run that is already executing, in this engine or
 	// under another owner's live lease.
-	ErrRunActive = errors.New("flux: run is already active")
+	ErrRunActive = driver.ErrRunActive
 	// ErrPayloadTooLarge reports an input or data snapshot larger than
 	// Config.MaxPayloadBytes. Nothing is written.
 	ErrPayloadTooLarge = errors.New("flux: payload too large")
 	// ErrCorrupt reports a stored run or trace line that cannot be decoded.
 	// The error names the run or line; other runs stay readable.
-	ErrCorrupt = errors.New("flux: corrupt record")
+	ErrCorrupt = driver.ErrCorrupt
 	// ErrConflict reports a compare-and-set write that lost: the stored run's
 	// version is not the one the writer read.
-	ErrConflict = errors.New("flux: run was changed concurrently")
+	ErrConflict = driver.ErrConflict
 	// ErrRunExists is returned by Storage.Create when the run ID is taken.
-	ErrRunExists = errors.New("flux: run already exists")
+	ErrRunExists = driver.ErrRunExists
 	// ErrCancelled is the cause of a run stopped by Engine.Cancel.
 	ErrCancelled = errors.New("flux: run cancelled")
 	// ErrClosed reports use of an engine or a store after its Close. Runs
 	// interrupted by Engine.Close stay resumable.
-	ErrClosed = errors.New("flux: closed")
+	ErrClosed = driver.ErrClosed
 	// ErrTimeout is the cause of an attempt that exceeded its Timeout.
 	ErrTimeout = errors.New("flux: step attempt timed out")
 	// ErrRunFinished reports an operation that needs an unfinished run, such
 	// as Engine.Cancel of a completed or failed run.
-	ErrRunFinished = errors.New("flux: run already finished")
+	ErrRunFinished = driver.ErrRunFinished
 	// ErrStepNotReached reports a RetryStep from a node the run has not
 	// reached: a node before it has not finished, so there is no data to
 	// start from. Resume the run, or RetryStep an earlier node.

@@ -2,13 +2,13 @@ package flux
 
 import (
 	"context"
-	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // MemoryStorage is the in-memory [Storage], the default of a zero
@@ -22,23 +22,21 @@ type MemoryStorage struct {
 	closed bool
 }
 
-// memRun is a stored run and the buffers its copy lives in, reused by the
-// next Update of the run.
+// memRun is a stored run: its header (head, whose Data is the data before
+// the first node), its nodes, and the data each node left.
 type memRun struct {
-	mu   sync.Mutex
-	run  Run
-	buf  []byte
-	atts []Attempt
+	mu    sync.Mutex
+	head  driver.Run
+	steps []driver.StepState
+	data  []*driver.NodeData // by node index; nil where none
 }
-
-func (m *memRun) set(r *Run) { m.buf, m.atts = copyRun(&m.run, r, m.buf, m.atts, 1) }
 
 // NewMemoryStorage returns an empty in-memory storage.
 func NewMemoryStorage() *MemoryStorage {
 	return &MemoryStorage{runs: make(map[string]*memRun)}
 }
 
-var _ Storage = (*MemoryStorage)(nil)
+var _ driver.Store = (*MemoryStorage)(nil)
 
 var errMemoryClosed = fmt.Errorf("flux: memory storage is closed: %w", ErrClosed)
 
@@ -73,7 +71,7 @@ func (m *MemoryStorage) all() ([]*memRun, error) {
 	return runs, nil
 }
 
-// Close implements [Storage]: it drops every run.
+// Close implements [driver.Store]: it drops every run.
 func (m *MemoryStorage) Close() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -81,40 +79,173 @@ func (m *MemoryStorage) Close() error {
 	return nil
 }
 
-// Create implements [Storage].
-func (m *MemoryStorage) Create(_ context.Context, run *Run, lease time.Duration) error {
-	c := new(memRun)
-	c.set(run) // outside the store's lock: the copy is the costly part
-	c.run.Version, c.run.LeaseUntil = 1, time.Time{}
-	if run.Owner != "" {
-		c.run.LeaseUntil = time.Now().Add(lease)
+func cloneBytes(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
+
+func cloneData(d *driver.NodeData) *driver.NodeData {
+	c := &driver.NodeData{Index: d.Index, Snapshot: cloneBytes(d.Snapshot)}
+	if d.Patch != nil {
+		c.Patch = &driver.Patch{Offset: d.Patch.Offset, Delete: d.Patch.Delete, Insert: cloneBytes(d.Patch.Insert)}
+	}
+	return c
+}
+
+// Create implements [driver.Store].
+func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver.Written, error) {
+	src := p.Run
+	c := &memRun{head: *src}
+	c.head.Steps, c.head.Input, c.head.Data = nil, cloneBytes(src.Input), cloneBytes(src.Data)
+	c.steps = make([]driver.StepState, len(src.Steps))
+	for i, s := range src.Steps {
+		s.Attempts = slices.Clone(s.Attempts)
+		c.steps[i] = s
+	}
+	c.data = make([]*driver.NodeData, len(src.Steps))
+	for _, d := range p.Data {
+		if d.Index < 0 || d.Index >= len(c.data) {
+			return driver.Written{}, fmt.Errorf("flux: creating run %s: data of node %d, which it does not have", src.ID, d.Index)
+		}
+		c.data[d.Index] = cloneData(&d)
+	}
+	c.head.Summary = driver.Summarize(c.steps)
+	c.head.Version, c.head.LeaseUntil = 1, time.Time{}
+	if src.Owner != "" {
+		c.head.LeaseUntil = time.Now().Add(p.Lease)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	switch _, ok := m.runs[run.ID]; {
+	switch _, ok := m.runs[src.ID]; {
 	case m.closed:
-		return errMemoryClosed
+		return driver.Written{}, errMemoryClosed
 	case ok:
-		return fmt.Errorf("%w: %s", ErrRunExists, run.ID)
+		return driver.Written{}, fmt.Errorf("%w: %s", ErrRunExists, src.ID)
 	}
-	m.runs[run.ID] = c
-	run.Version, run.LeaseUntil = 1, c.run.LeaseUntil
+	m.runs[src.ID] = c
+	return driver.Written{Version: 1, LeaseUntil: c.head.LeaseUntil}, nil
+}
+
+// Checkpoint implements [driver.Store].
+func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams) (driver.Written, error) {
+	r, err := m.find(p.ID)
+	if err != nil {
+		return driver.Written{}, err
+	}
+	defer r.mu.Unlock()
+	if err := r.check(p.ID, p.Owner, p.Version); err != nil {
+		return driver.Written{}, err
+	}
+	if h := p.Header; h != nil {
+		r.head.Status, r.head.Error, r.head.Fingerprint = h.Status, h.Error, h.Fingerprint
+		r.head.UpdatedAt, r.head.FinishedAt, r.head.Summary = h.UpdatedAt, h.FinishedAt, h.Summary
+		if h.Nodes != len(r.steps) {
+			r.steps = slices.Grow(r.steps[:min(h.Nodes, len(r.steps))], h.Nodes)[:h.Nodes]
+			r.data = slices.Grow(r.data[:min(h.Nodes, len(r.data))], h.Nodes)[:h.Nodes]
+		}
+	}
+	for _, n := range p.Nodes {
+		if n.Index < 0 || n.Index >= len(r.steps) {
+			return driver.Written{}, fmt.Errorf("flux: checkpoint of run %s changes node %d of %d", p.ID, n.Index, len(r.steps))
+		}
+		s := &r.steps[n.Index]
+		if n.Replace {
+			s.Attempts, r.data[n.Index] = nil, nil
+		}
+		s.Name, s.Kind, s.Status = n.Name, n.Kind, n.Status
+		s.StartedAt, s.FinishedAt, s.InFlight = n.StartedAt, n.FinishedAt, n.InFlight
+		if len(n.Attempts) > 0 {
+			s.Attempts = append(slices.Clip(s.Attempts), n.Attempts...)
+		}
+		if n.Reset {
+			r.data[n.Index] = nil
+		}
+		if n.Data != nil {
+			r.data[n.Index] = cloneData(n.Data)
+		}
+	}
+	return r.written(p.Lease), nil
+}
+
+// check refuses a write by owner at version to run id unless the run is
+// owner's or free, at that version.
+func (r *memRun) check(id, owner string, version int64) error {
+	switch {
+	case r.head.Owner != owner && r.head.Owner != "":
+		return fmt.Errorf("%w: run %s is owned by %s", ErrLeaseLost, id, r.head.Owner)
+	case r.head.Version != version:
+		return fmt.Errorf("%w: run %s is at version %d, not %d", ErrConflict, id, r.head.Version, version)
+	}
 	return nil
 }
 
-// Get implements [Storage].
+// written records a write with the given lease mode.
+func (r *memRun) written(lease time.Duration) driver.Written {
+	r.head.Version++
+	switch {
+	case lease < 0:
+		r.head.Owner, r.head.LeaseUntil = "", time.Time{}
+	case lease > 0:
+		r.head.LeaseUntil = time.Now().Add(lease)
+	}
+	return driver.Written{Version: r.head.Version, LeaseUntil: r.head.LeaseUntil}
+}
+
+// datas returns the node data up to node last, in order.
+func (r *memRun) datas(last int) []driver.NodeData {
+	var out []driver.NodeData
+	for _, d := range r.data[:min(last+1, len(r.data))] {
+		if d != nil {
+			out = append(out, *d)
+		}
+	}
+	return out
+}
+
+// whole returns a copy of the run with its nodes and current data.
+func (r *memRun) whole() (*driver.Run, error) {
+	c := r.head.Clone()
+	data, err := driver.Rebuild(r.head.Data, r.datas(len(r.data)-1))
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", r.head.ID, err)
+	}
+	c.Data = data
+	c.Steps = make([]driver.StepState, len(r.steps))
+	for i, s := range r.steps {
+		s.Attempts = slices.Clone(s.Attempts)
+		c.Steps[i] = s
+	}
+	return c, nil
+}
+
+// Get implements [driver.Store].
 func (m *MemoryStorage) Get(_ context.Context, id string) (*Run, error) {
 	r, err := m.find(id)
 	if err != nil {
 		return nil, err
 	}
 	defer r.mu.Unlock()
-	return r.run.Clone(), nil
+	return r.whole()
 }
 
-// List implements [Storage].
+// NodeData implements [driver.Store].
+func (m *MemoryStorage) NodeData(_ context.Context, p driver.NodeDataParams) (json.RawMessage, error) {
+	r, err := m.find(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	if p.Index < -1 || p.Index >= len(r.steps) {
+		return nil, fmt.Errorf("flux: run %s has no node %d", p.ID, p.Index)
+	}
+	return driver.Rebuild(r.head.Data, r.datas(p.Index))
+}
+
+// List implements [driver.Store].
 func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
-	after, err := ParseCursor(f.Cursor)
+	after, err := driver.ParseCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -130,103 +261,87 @@ func (m *MemoryStorage) List(_ context.Context, f Filter) (*RunPage, error) {
 	var match []hit
 	for _, r := range runs {
 		r.mu.Lock()
-		if f.Matches(&r.run) && (after == nil || after.Before(&r.run)) {
-			match = append(match, hit{r, Run{ID: r.run.ID, CreatedAt: r.run.CreatedAt}})
+		if f.Matches(&r.head) && (after == nil || after.Before(&r.head)) {
+			match = append(match, hit{r, Run{ID: r.head.ID, CreatedAt: r.head.CreatedAt}})
 		}
 		r.mu.Unlock()
 	}
-	slices.SortFunc(match, func(a, b hit) int { return compareNewestFirst(&a.key, &b.key) })
+	slices.SortFunc(match, func(a, b hit) int { return driver.CompareNewestFirst(&a.key, &b.key) })
 	n := min(f.PageSize(), len(match))
 	page := &RunPage{Runs: make([]*Run, n)}
 	for i, h := range match[:n] {
 		h.r.mu.Lock()
-		page.Runs[i] = h.r.run.Clone()
+		c := h.r.head.Clone()
+		c.Data = nil
 		h.r.mu.Unlock()
+		page.Runs[i] = c
 	}
 	if n < len(match) {
-		page.Next = MakeCursor(page.Runs[n-1])
+		page.Next = driver.MakeCursor(page.Runs[n-1])
 	}
 	return page, nil
 }
 
-// Update implements [Storage].
-func (m *MemoryStorage) Update(_ context.Context, run *Run, lease time.Duration) error {
-	stored, err := m.find(run.ID)
-	if err != nil {
-		return err
-	}
-	defer stored.mu.Unlock()
-	cur := &stored.run
-	switch {
-	case cur.Owner != run.Owner && cur.Owner != "":
-		return fmt.Errorf("%w: run %s is owned by %s", ErrLeaseLost, run.ID, cur.Owner)
-	case cur.Version != run.Version:
-		return fmt.Errorf("%w: run %s is at version %d, not %d", ErrConflict, run.ID, cur.Version, run.Version)
-	}
-	run.Version++
-	switch {
-	case lease < 0:
-		run.Owner, run.LeaseUntil = "", time.Time{}
-	case lease > 0:
-		run.LeaseUntil = time.Now().Add(lease)
-	default:
-		run.LeaseUntil = cur.LeaseUntil
-	}
-	id, workflow, created := cur.ID, cur.Workflow, cur.CreatedAt
-	stored.set(run)
-	cur.ID, cur.Workflow, cur.CreatedAt = id, workflow, created
-	return nil
-}
-
 // claimable reports whether owner may take the lease of r now.
-func claimable(r *Run, owner string, now time.Time) bool {
-	return r.Owner == "" || r.Owner == owner || !now.Before(r.LeaseUntil) || Supersedes(owner, r.Owner)
+func claimable(r *driver.Run, owner string, now time.Time) bool {
+	return r.Owner == "" || r.Owner == owner || !now.Before(r.LeaseUntil) || driver.Supersedes(owner, r.Owner)
 }
 
-// Claim implements [Storage].
-func (m *MemoryStorage) Claim(_ context.Context, p ClaimParams) (*Run, error) {
-	stored, err := m.find(p.ID)
+// claim gives owner the lease of r, locked, and returns the whole run.
+func (r *memRun) claim(owner string, lease time.Duration, now time.Time) (*driver.Run, error) {
+	whole, err := r.whole()
 	if err != nil {
 		return nil, err
 	}
-	defer stored.mu.Unlock()
-	cur := &stored.run
-	now := time.Now()
-	if !claimable(cur, p.Owner, now) {
-		return nil, fmt.Errorf("%w: run %s is leased by %s until %s", ErrRunActive, p.ID, cur.Owner, cur.LeaseUntil.Format(time.RFC3339Nano))
-	}
-	cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
-	cur.Version++
-	return cur.Clone(), nil
+	r.head.Owner, r.head.LeaseUntil = owner, now.Add(lease)
+	r.head.Version++
+	whole.Owner, whole.LeaseUntil, whole.Version = r.head.Owner, r.head.LeaseUntil, r.head.Version
+	return whole, nil
 }
 
-// ClaimExpired implements [Storage].
-func (m *MemoryStorage) ClaimExpired(_ context.Context, p ClaimExpiredParams) ([]*Run, error) {
+// Claim implements [driver.Store].
+func (m *MemoryStorage) Claim(_ context.Context, p driver.ClaimParams) (*Run, error) {
+	r, err := m.find(p.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer r.mu.Unlock()
+	now := time.Now()
+	if !claimable(&r.head, p.Owner, now) {
+		return nil, fmt.Errorf("%w: run %s is leased by %s until %s", ErrRunActive, p.ID, r.head.Owner, r.head.LeaseUntil.Format(time.RFC3339Nano))
+	}
+	return r.claim(p.Owner, p.Lease, now)
+}
+
+// ClaimExpired implements [driver.Store].
+func (m *MemoryStorage) ClaimExpired(_ context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
 	runs, err := m.all()
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
-	var out []*Run
-	for _, stored := range runs {
-		if p.Limit > 0 && len(out) >= p.Limit {
+	out := &driver.ClaimedRuns{}
+	for _, r := range runs {
+		if p.Limit > 0 && len(out.Runs) >= p.Limit {
 			break
 		}
-		stored.mu.Lock()
-		cur := &stored.run
-		if (cur.Status == StatusRunning || cur.Status == StatusPending) && cur.Owner != p.Owner &&
-			slices.Contains(p.Workflows, cur.Workflow) && claimable(cur, p.Owner, now) {
-			cur.Owner, cur.LeaseUntil = p.Owner, now.Add(p.Lease)
-			cur.Version++
-			out = append(out, cur.Clone())
+		r.mu.Lock()
+		h := &r.head
+		if (h.Status == StatusRunning || h.Status == StatusPending) && h.Owner != p.Owner &&
+			slices.Contains(p.Workflows, h.Workflow) && claimable(h, p.Owner, now) {
+			if whole, err := r.claim(p.Owner, p.Lease, now); err != nil {
+				out.Corrupt = append(out.Corrupt, err)
+			} else {
+				out.Runs = append(out.Runs, whole)
+			}
 		}
-		stored.mu.Unlock()
+		r.mu.Unlock()
 	}
 	return out, nil
 }
 
-// Extend implements [Storage].
-func (m *MemoryStorage) Extend(_ context.Context, p ExtendParams) ([]string, error) {
+// Extend implements [driver.Store].
+func (m *MemoryStorage) Extend(_ context.Context, p driver.ExtendParams) ([]string, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	if m.closed {
@@ -235,62 +350,98 @@ func (m *MemoryStorage) Extend(_ context.Context, p ExtendParams) ([]string, err
 	until := time.Now().Add(p.Lease)
 	var lost []string
 	for _, id := range p.IDs {
-		cur, ok := m.runs[id]
+		r, ok := m.runs[id]
 		if !ok {
 			lost = append(lost, id)
 			continue
 		}
-		cur.mu.Lock()
-		if cur.run.Owner != p.Owner || p.Owner == "" {
+		r.mu.Lock()
+		if r.head.Owner != p.Owner || p.Owner == "" {
 			lost = append(lost, id)
 		} else {
-			cur.run.LeaseUntil = until
+			r.head.LeaseUntil = until
 		}
-		cur.mu.Unlock()
+		r.mu.Unlock()
 	}
 	return lost, nil
 }
 
-// Cursor is a position in the newest-first order of runs: by creation time,
-// then by ID, both descending.
-type Cursor struct {
-	CreatedAt time.Time
-	ID        string
-}
-
-// Before reports whether the cursor's run sorts before r, so r belongs on a
-// later page.
-func (c *Cursor) Before(r *Run) bool {
-	if !r.CreatedAt.Equal(c.CreatedAt) {
-		return r.CreatedAt.Before(c.CreatedAt)
+// Release implements [driver.Store].
+func (m *MemoryStorage) Release(_ context.Context, p driver.ReleaseParams) error {
+	r, err := m.find(p.ID)
+	if err != nil {
+		return err
 	}
-	return r.ID < c.ID
-}
-
-// MakeCursor returns the cursor of the page that follows run r.
-func MakeCursor(r *Run) string {
-	s := strconv.FormatInt(r.CreatedAt.UnixNano(), 10) + ":" + r.ID
-	return base64.RawURLEncoding.EncodeToString([]byte(s))
-}
-
-// ParseCursor decodes a cursor made by [MakeCursor]; "" gives nil.
-func ParseCursor(s string) (*Cursor, error) {
-	if s == "" {
-		return nil, nil
+	defer r.mu.Unlock()
+	if r.head.Owner != p.Owner || p.Owner == "" {
+		return fmt.Errorf("%w: run %s is owned by %q, not %q", ErrLeaseLost, p.ID, r.head.Owner, p.Owner)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(s)
-	if err == nil {
-		ns, id, ok := strings.Cut(string(b), ":")
-		if n, perr := strconv.ParseInt(ns, 10, 64); ok && perr == nil {
-			return &Cursor{CreatedAt: time.Unix(0, n), ID: id}, nil
+	r.written(driver.ReleaseLease)
+	return nil
+}
+
+// Cancel implements [driver.Store].
+func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
+	r, err := m.find(p.ID)
+	if err != nil {
+		return err
+	}
+	defer r.mu.Unlock()
+	switch r.head.Status {
+	case StatusCancelled:
+		return nil
+	case StatusCompleted, StatusFailed:
+		return fmt.Errorf("%w: cannot cancel run %s: it is %s", ErrRunFinished, p.ID, r.head.Status)
+	}
+	r.head.Status, r.head.Error, r.head.UpdatedAt, r.head.FinishedAt = StatusCancelled, p.Error, p.At, p.At
+	for i := range r.steps {
+		r.steps[i].InFlight = time.Time{}
+	}
+	r.head.Summary = driver.Summarize(r.steps)
+	r.written(driver.ReleaseLease)
+	return nil
+}
+
+// Prune implements [driver.Store].
+func (m *MemoryStorage) Prune(_ context.Context, p driver.PruneParams) (int, error) {
+	runs, err := m.all()
+	if err != nil {
+		return 0, err
+	}
+	type old struct {
+		id       string
+		finished time.Time
+	}
+	var match []old
+	for _, r := range runs {
+		r.mu.Lock()
+		h := &r.head
+		if h.Status == p.Status && h.Status.Final() && h.FinishedAt.Before(p.FinishedBefore) &&
+			(p.Workflow == "" || h.Workflow == p.Workflow) && !slices.Contains(p.Except, h.Workflow) {
+			match = append(match, old{h.ID, h.FinishedAt})
+		}
+		r.mu.Unlock()
+	}
+	slices.SortFunc(match, func(a, b old) int { return a.finished.Compare(b.finished) })
+	match = match[:min(len(match), p.PruneLimit())]
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return 0, errMemoryClosed
+	}
+	n := 0
+	for _, o := range match {
+		r := m.runs[o.id]
+		if r == nil {
+			continue
+		}
+		r.mu.Lock()
+		still := r.head.Status == p.Status // not resumed meanwhile
+		r.mu.Unlock()
+		if still {
+			delete(m.runs, o.id)
+			n++
 		}
 	}
-	return nil, fmt.Errorf("flux: invalid list cursor %q: pass RunPage.Next unchanged", s)
-}
-
-func compareNewestFirst(a, b *Run) int {
-	if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
-		return c
-	}
-	return strings.Compare(b.ID, a.ID)
+	return n, nil
 }

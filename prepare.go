@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // The one path by which a stored run starts executing: a duplicate start,
@@ -38,7 +40,7 @@ func prepare[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		res, err := stoppedResult(w, peek)
 		return nil, res, err
 	}
-	claimed, err := e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
+	claimed, err := e.store.Claim(ctx, driver.ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -47,16 +49,22 @@ func prepare[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 
 // fromClaim decides, on a run this engine just claimed, whether and how it
 // executes, and prepares its runner. A refused or finished run's lease is
-// given back, with the record of an attempt its crashed owner left cut off.
+// given back.
 func fromClaim[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, trig Trigger, o startOptions) (*runner[In, Data], *Result[Data], error) {
 	e.holdsLease(run.ID)
-	recordCrash(run)
+	run.Summary = driver.Summarize(run.Steps)
+	var in In
+	r := newRunner(ctx, e, w, run, in, trig)
+	if err := r.recordCrash(); err != nil {
+		e.release(run)
+		return nil, nil, err
+	}
 	done, in, err := checkStart(w, run, trig, o)
 	if err != nil && o.recovery && errors.Is(err, ErrDefinitionChanged) {
 		// It cannot go on with this definition. Failing it, rather than
 		// claiming it again every lease, shows it to a person, who can
 		// Resume it with a definition that fits.
-		return nil, nil, e.failUnrecoverable(ctx, run, err)
+		return nil, nil, r.failUnrecoverable(err)
 	}
 	if done || err != nil {
 		e.release(run)
@@ -66,7 +74,7 @@ func fromClaim[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 		res, err := stoppedResult(w, run)
 		return nil, res, err
 	}
-	r := newRunner(ctx, e, w, run, in, trig)
+	r.in = in
 	if err := r.restart(o); err != nil {
 		e.release(run)
 		return nil, nil, err
@@ -156,24 +164,27 @@ func lastStarted(run *Run, keep int) int {
 	return last
 }
 
-// recordCrash records the attempt that a run's previous owner left in
+// recordCrash records the attempt that the run's previous owner left in
 // flight when it stopped without recording its end (a crash, a lost
 // lease): an interrupted attempt, whose duration is unknown. An
 // interrupted step goes back to pending; an interrupted commit stays
 // running, "started".
-func recordCrash(run *Run) {
-	for i := range run.Steps {
-		s := &run.Steps[i]
+func (r *runner[In, Data]) recordCrash() error {
+	for i := range r.run.Steps {
+		s := &r.run.Steps[i]
 		if s.InFlight.IsZero() {
 			continue
 		}
-		s.Attempts = append(s.Attempts, Attempt{Number: len(s.Attempts) + 1, StartedAt: s.InFlight, Interrupted: true,
+		r.addAttempt(i, Attempt{Number: len(s.Attempts) + 1, StartedAt: s.InFlight, Interrupted: true,
 			Error: "interrupted: the engine executing the run stopped (crashed or lost its lease) before the attempt ended"})
-		s.InFlight = time.Time{}
+		r.touch(i).InFlight = time.Time{}
 		if s.Kind == KindStep && s.Status == StatusRunning {
-			s.Status = StatusPending
+			if err := r.setNode(i, StatusPending); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // restart applies a checked start to the claimed run: it fits the nodes to
@@ -186,7 +197,7 @@ func (r *runner[In, Data]) restart(o startOptions) error {
 	if r.trig == TriggerRetryStep {
 		keep = o.from
 	}
-	fitNodes(r.w, run, keep)
+	r.fitNodes(keep)
 	for i := range run.Steps {
 		s := &run.Steps[i]
 		reset := (r.trig == TriggerRetryStep && i >= o.from) || (r.trig == TriggerResume && s.Status == StatusFailed)
@@ -194,15 +205,16 @@ func (r *runner[In, Data]) restart(o startOptions) error {
 			if err := r.setNode(i, StatusPending); err != nil {
 				return err
 			}
-			s.StartedAt, s.FinishedAt, s.Data = time.Time{}, time.Time{}, nil
+			s.StartedAt, s.FinishedAt = time.Time{}, time.Time{}
 		}
 	}
 	if r.trig == TriggerRetryStep {
-		run.Data = r.w.zero
-		if o.from > 0 {
-			run.Data = run.Steps[o.from-1].Data
+		// The data before the node replayed: what the nodes before it left.
+		data, err := r.e.store.NodeData(r.ctx, driver.NodeDataParams{ID: run.ID, Index: o.from - 1})
+		if err != nil {
+			return fmt.Errorf("flux: RetryStep(%q): reading the data before it: %w", o.step, err)
 		}
-		r.snap = run.Data
+		run.Data, r.snap = data, data
 	}
 	if run.Status != StatusRunning {
 		if err := r.setRun(StatusRunning, nil); err != nil {
@@ -210,47 +222,52 @@ func (r *runner[In, Data]) restart(o startOptions) error {
 		}
 		run.Error, run.FinishedAt = "", time.Time{}
 	}
-	r.changed.all()
 	r.queueRun(EventWorkflowStart, nil)
 	return nil
 }
 
-// fitNodes fits run.Steps to the definition w, keeping the state of the
+// fitNodes fits the run's nodes to the definition, keeping the state of the
 // first keep nodes, which checkPrefix accepted. The other nodes are rebuilt
-// from w as pending; one that w still has at its place keeps its attempts.
-func fitNodes[In, Data any](w *Workflow[In, Data], run *Run, keep int) {
+// from the definition as pending: one it still has at its place keeps its
+// attempts; one that is new there replaces the stored one.
+func (r *runner[In, Data]) fitNodes(keep int) {
+	run, w := r.run, r.w
 	if keep >= len(run.Steps) && run.Fingerprint == w.fingerprint() {
 		return
 	}
 	keep = min(keep, len(run.Steps))
 	last := lastStarted(run, keep)
 	steps := make([]StepState, len(w.nodes))
+	saved := make([]int, len(w.nodes))
 	copy(steps, run.Steps[:last+1])
+	copy(saved, r.saved[:last+1])
 	for i := last + 1; i < len(w.nodes); i++ {
 		n := w.nodes[i]
 		steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending}
 		if i < len(run.Steps) && run.Steps[i].Name == n.name && run.Steps[i].Kind == n.kind {
 			old := run.Steps[i]
 			steps[i].Status, steps[i].Attempts = old.Status, old.Attempts
-			steps[i].StartedAt, steps[i].FinishedAt, steps[i].Data = old.StartedAt, old.FinishedAt, old.Data
+			steps[i].StartedAt, steps[i].FinishedAt = old.StartedAt, old.FinishedAt
+			saved[i] = r.saved[i]
+		} else if i < len(run.Steps) {
+			r.changed.replaced = append(r.changed.replaced, i)
 		}
 	}
-	run.Steps, run.Fingerprint = steps, w.fingerprint()
+	run.Steps, run.Fingerprint, r.saved = steps, w.fingerprint(), saved
+	run.Summary = driver.Summarize(steps)
+	r.changed.every = true
 }
 
 // failUnrecoverable marks a claimed run that recovery cannot continue as
 // failed with cause, and releases its lease.
-func (e *Engine) failUnrecoverable(ctx context.Context, run *Run, cause error) error {
-	if err := CheckRunTransition(run.Status, StatusFailed, TriggerExecute); err != nil {
-		e.release(run)
+func (r *runner[In, Data]) failUnrecoverable(cause error) error {
+	if err := r.setRun(StatusFailed, fmt.Errorf("recovery: %w", cause)); err != nil {
+		r.e.release(r.run)
 		return errors.Join(cause, err)
 	}
-	run.Status, run.Error = StatusFailed, "recovery: "+cause.Error()
-	run.UpdatedAt = time.Now()
-	run.FinishedAt = run.UpdatedAt
-	if err := e.store.Update(context.WithoutCancel(ctx), run, ReleaseLease); err != nil {
+	r.queueRun(EventWorkflowError, cause)
+	if err := r.write(); err != nil {
 		return errors.Join(cause, err)
 	}
-	e.emitRun(ctx, run, EventWorkflowError, cause)
 	return cause
 }

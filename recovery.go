@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // registered is a workflow the engine can recover without its types.
@@ -85,11 +87,15 @@ func (e *Engine) RecoverNow() int {
 	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
 	defer cancel()
 	// The query leaves alone the runs this engine holds: they execute here.
-	runs, err := e.store.ClaimExpired(ctx, ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease, Limit: 100})
+	claimed, err := e.store.ClaimExpired(ctx, driver.ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease, Limit: 100})
 	if err != nil {
 		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
 		return 0
 	}
+	for _, err := range claimed.Corrupt {
+		e.corrupt(err)
+	}
+	runs := claimed.Runs
 	// Runs that stopped here without giving their lease back (their last
 	// write failed) are this engine's to continue.
 	for _, id := range orphans {
@@ -99,7 +105,7 @@ func (e *Engine) RecoverNow() int {
 		if here {
 			continue
 		}
-		run, err := e.store.Claim(ctx, ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
+		run, err := e.store.Claim(ctx, driver.ClaimParams{ID: id, Owner: e.owner, Lease: e.lease})
 		if err != nil && !errors.Is(err, ErrRunNotFound) && !errors.Is(err, ErrRunActive) {
 			continue // storage still failing: try again next time
 		}
@@ -137,7 +143,7 @@ func (e *Engine) RecoverNow() int {
 func (e *Engine) release(run *Run) {
 	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
 	defer cancel()
-	if err := e.store.Update(ctx, run, ReleaseLease); err != nil {
+	if err := e.store.Release(ctx, driver.ReleaseParams{ID: run.ID, Owner: e.owner}); err != nil {
 		e.log.Warn("flux: giving back the lease of a run failed; it expires in Config.LeaseDuration",
 			slog.String("run_id", run.ID), slog.Any("error", err))
 	}
@@ -162,4 +168,10 @@ func (w *Workflow[In, Data]) recoverRun(e *Engine, claimed *Run) error {
 	_, err = r.execute()
 	e.end(claimed.ID, a, r.leased())
 	return err
+}
+
+// corrupt reports a stored run that recovery cannot read: it is left as it
+// is, and the runs after it are recovered.
+func (e *Engine) corrupt(err error) {
+	e.log.Error("flux: a stored run cannot be read, so it is not recovered; repair or delete it", slog.Any("error", err))
 }

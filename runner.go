@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // runner executes one run of a typed workflow. It lives on the goroutine of
@@ -30,13 +32,17 @@ type runner[In, Data any] struct {
 	base int // attempts of the current node before this execution
 
 	// Writing (checkpoint.go).
-	unstored bool // not created yet: the run's first write creates it
-	explicit bool // its ID was given: it is created before any node runs
-	holding  bool // the store has the run leased to this engine
-	release  bool // the next write gives the lease up: the run stays resumable by anyone
-	finished int  // nodes finished by this execution
+	unstored bool  // not created yet: the run's first write creates it
+	explicit bool  // its ID was given: it is created before any node runs
+	holding  bool  // the store has the run leased to this engine
+	release  bool  // the next write gives the lease up: the run stays resumable by anyone
+	finished int   // nodes finished by this execution
+	saved    []int // attempts of each node the store has
+	patched  int   // bytes of data patches written since the last whole snapshot; -1 before one
 	stamp    time.Time
 	changed  changes
+	header   driver.Header
+	nodeBuf  []driver.NodeChange
 	events   []queued
 	evbuf    [4]queued
 
@@ -53,7 +59,11 @@ func newRunner[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 }
 
 func (r *runner[In, Data]) init(ctx context.Context, e *Engine, w *Workflow[In, Data], run *Run, in In, trig Trigger) {
-	*r = runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, wctx: context.WithoutCancel(ctx), trig: trig, snap: run.Data, holding: true}
+	*r = runner[In, Data]{e: e, w: w, run: run, in: in, ctx: ctx, wctx: context.WithoutCancel(ctx), trig: trig, snap: run.Data,
+		holding: true, patched: -1, saved: make([]int, len(run.Steps))}
+	for i := range run.Steps {
+		r.saved[i] = len(run.Steps[i].Attempts)
+	}
 	r.info = runInfo{id: run.ID, workflow: w.name, logger: e.log}
 	r.events = r.evbuf[:0]
 }
@@ -239,8 +249,8 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 	r.stamp = now
 	r.addAttempt(i, Attempt{Number: attempt, StartedAt: start, Duration: now.Sub(start)})
 	st := r.touch(i)
-	st.FinishedAt, st.Data, st.InFlight = now, snap, time.Time{}
-	r.setData(snap)
+	st.FinishedAt, st.InFlight = now, time.Time{}
+	r.setData(i, snap)
 	r.finished++
 	r.queueStep(EventStepComplete, i, attempt, now.Sub(start), 0, nil)
 	if last {
@@ -262,8 +272,7 @@ func (r *runner[In, Data]) skip(i int, last bool) error {
 		return err
 	}
 	r.stamp = time.Now()
-	st := r.touch(i)
-	st.FinishedAt, st.Data = r.stamp, r.snap
+	r.touch(i).FinishedAt = r.stamp
 	r.finished++
 	r.queueStep(EventStepSkipped, i, 0, 0, 0, nil)
 	if last {

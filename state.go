@@ -1,32 +1,27 @@
 package flux
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/flux-go/flux/driver"
+)
 
 // Status is the state of a run or of one node of a run.
-type Status string
+type Status = driver.Status
 
 // Run and node statuses. Runs use pending, running, waiting, completed,
 // failed and cancelled; nodes use pending, running, completed, failed and
-// skipped.
+// skipped. Status.Final reports whether a run has stopped; Status.Done
+// whether a node needs no more work.
 const (
-	StatusPending   Status = "pending"
-	StatusRunning   Status = "running"
-	StatusWaiting   Status = "waiting"
-	StatusCompleted Status = "completed"
-	StatusFailed    Status = "failed"
-	StatusCancelled Status = "cancelled"
-	StatusSkipped   Status = "skipped"
+	StatusPending   = driver.StatusPending
+	StatusRunning   = driver.StatusRunning
+	StatusWaiting   = driver.StatusWaiting
+	StatusCompleted = driver.StatusCompleted
+	StatusFailed    = driver.StatusFailed
+	StatusCancelled = driver.StatusCancelled
+	StatusSkipped   = driver.StatusSkipped
 )
-
-// Final reports whether a run in status s has stopped: completed, failed or
-// cancelled. Final runs change only through Resume or RetryStep.
-func (s Status) Final() bool {
-	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
-}
-
-// Done reports whether a node in status s needs no more work: completed or
-// skipped.
-func (s Status) Done() bool { return s == StatusCompleted || s == StatusSkipped }
 
 // Trigger names what asks for a run transition. Some transitions are legal
 // only for one trigger: a failed run goes back to running only through

@@ -171,6 +171,10 @@ type NodeChange struct {
 	// again (RetryStep, Resume). Data, if set, is the data of its new
 	// completion.
 	Reset bool
+	// Replace drops the node's attempts and data first: the node is a new
+	// one at this index (the definition changed before the run was
+	// resumed).
+	Replace bool
 	// Data is the data the node left, when it completed in this write.
 	Data *NodeData
 }
