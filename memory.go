@@ -187,7 +187,7 @@ func (r *memRun) written(lease time.Duration) driver.Written {
 	switch {
 	case lease < 0:
 		r.head.Owner, r.head.LeaseUntil = "", time.Time{}
-	case lease > 0:
+	case lease > 0 && r.head.Owner != "":
 		r.head.LeaseUntil = time.Now().Add(lease)
 	}
 	return driver.Written{Version: r.head.Version, LeaseUntil: r.head.LeaseUntil}

@@ -133,8 +133,9 @@ type CheckpointParams struct {
 	ID      string
 	Owner   string // the writer, who must hold the run's lease or find it free
 	Version int64  // the version the writer last wrote or read
-	// Lease > 0 extends the lease to the storage's now + Lease, 0 keeps
-	// it, and ReleaseLease gives it up: the stored owner becomes "".
+	// Lease > 0 extends the stored owner's lease to the storage's now +
+	// Lease (an unowned run stays unowned: only a claim takes a lease), 0
+	// keeps it, and ReleaseLease gives it up: the stored owner becomes "".
 	Lease time.Duration
 	// Header is the run's new header, or nil if it did not change.
 	Header *Header

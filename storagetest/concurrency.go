@@ -1,7 +1,6 @@
 package storagetest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // racers is how many goroutines race for one run.
@@ -61,22 +61,27 @@ var concurrencyTests = []testCase{
 			copies := make([]*flux.Run, racers)
 			for i := range copies {
 				copies[i] = base.Clone()
-				copies[i].Data = json.RawMessage(fmt.Sprintf(`{"writer":%d,"round":%d}`, i, round))
+				copies[i].Error = fmt.Sprintf("writer %d round %d", i, round)
 			}
-			errs := race(func(i int) error { return h.Store.Update(ctx(t), copies[i], hour) })
-			w := oneWinner(t, fmt.Sprintf("round %d: %d Updates of version %d", round, racers, base.Version), errs, flux.ErrConflict)
+			errs := race(func(i int) error {
+				_, err := h.Store.Checkpoint(ctx(t), checkpoint(copies[i], hour, counts(copies[i])))
+				return err
+			})
+			w := oneWinner(t, fmt.Sprintf("round %d: %d Checkpoints of version %d", round, racers, base.Version), errs, flux.ErrConflict)
 			got := mustGet(t, h.Store, "r1")
 			if got.Version != base.Version+1 {
-				t.Fatalf("round %d: version %d after one winning Update of version %d", round, got.Version, base.Version)
+				t.Fatalf("round %d: version %d after one winning Checkpoint of version %d", round, got.Version, base.Version)
 			}
-			wantSameRun(t, fmt.Sprintf("round %d: the winner's run", round), copies[w], got)
+			want := copies[w]
+			want.Version, want.LeaseUntil = got.Version, got.LeaseUntil
+			wantSameRun(t, fmt.Sprintf("round %d: the winner's run", round), want, got)
 		}
 	}},
 	{"Claim", func(t *testing.T, h Harness) {
 		before := mustCreate(t, h.Store, fullRun("r1"), 0)
 		runs := make([]*flux.Run, racers)
 		errs := race(func(i int) (err error) {
-			runs[i], err = h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r1", Owner: fmt.Sprintf("engine-%d", i), Lease: hour})
+			runs[i], err = h.Store.Claim(ctx(t), driver.ClaimParams{ID: "r1", Owner: fmt.Sprintf("engine-%d", i), Lease: hour})
 			return err
 		})
 		w := oneWinner(t, fmt.Sprintf("%d owners claiming one free run", racers), errs, flux.ErrRunActive)
@@ -89,7 +94,7 @@ var concurrencyTests = []testCase{
 		}
 		claimed := make([][]*flux.Run, racers)
 		errs := race(func(i int) (err error) {
-			claimed[i], err = h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{
+			claimed[i], err = claimExpired(h.Store, t, driver.ClaimExpiredParams{
 				Owner: fmt.Sprintf("engine-%d", i), Workflows: []string{"w"}, Lease: hour, Limit: 5})
 			return err
 		})

@@ -2,11 +2,13 @@ package storagetest
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // corruptSetup creates three runs and corrupts the middle one.
@@ -49,13 +51,54 @@ var corruptTests = []testCase{
 		}
 		wantIDs(t, "List of a store with a corrupt run", ids(good), ids(p.Runs))
 		for i, g := range good {
-			wantSameRun(t, "run from List beside a corrupt one", g, p.Runs[i])
+			wantSameRun(t, "run from List beside a corrupt one", header(g), p.Runs[i])
 		}
 		if len(p.Corrupt) != 1 {
 			t.Fatalf("List reported %d corrupt runs (%v), want 1", len(p.Corrupt), p.Corrupt)
 		}
 		if err := p.Corrupt[0]; !errors.Is(err, flux.ErrCorrupt) || !strings.Contains(err.Error(), bad) {
 			t.Fatalf("List reported the corrupt run as %q, want an error wrapping %q that names %s", err, flux.ErrCorrupt, bad)
+		}
+	}},
+	{"ClaimExpired", func(t *testing.T, h Harness) {
+		// Recovery of a corrupt run among many good ones: the good ones are
+		// claimed, the corrupt one reported by ID and left alone.
+		if h.Corrupt == nil {
+			t.Skip("storagetest: this store cannot corrupt a stored run (Harness.Corrupt is nil)")
+		}
+		var good []string
+		for i := range 60 {
+			id := fmt.Sprintf("r%02d", i)
+			mustCreate(t, h.Store, smallRun(id, "w", flux.StatusRunning, listBase.Add(time.Duration(i)*time.Second)), 0)
+			if i != 17 {
+				good = append(good, id)
+			}
+		}
+		h.Corrupt(t, "r17")
+		var claimed []string
+		var corrupt []error
+		for range 10 {
+			c, err := h.Store.ClaimExpired(ctx(t), driver.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 25})
+			if err != nil {
+				t.Fatalf("ClaimExpired beside a corrupt run: %v", err)
+			}
+			claimed = append(claimed, ids(c.Runs)...)
+			corrupt = append(corrupt, c.Corrupt...)
+			if len(c.Runs) == 0 {
+				break
+			}
+		}
+		wantSameSet(t, "runs claimed beside a corrupt one", good, claimed)
+		if len(corrupt) == 0 {
+			t.Fatal("ClaimExpired did not report the corrupt run")
+		}
+		for _, err := range corrupt {
+			if !errors.Is(err, flux.ErrCorrupt) || !strings.Contains(err.Error(), "r17") {
+				t.Fatalf("ClaimExpired reported %v, want an error wrapping ErrCorrupt naming r17", err)
+			}
+		}
+		if r, err := h.Store.Claim(ctx(t), driver.ClaimParams{ID: "r17", Owner: "engine-b", Lease: hour}); err == nil {
+			t.Fatalf("Claim of the corrupt run succeeded: %+v", r)
 		}
 	}},
 }

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // RunEngine runs the engine-level suite as subtests of t: the promises of
@@ -172,13 +174,18 @@ var engineTests = []testCase{
 			t.Fatalf("stored run: status %s, owner %q, finished %v; want completed, not leased, with a finish time", run.Status, run.Owner, run.FinishedAt)
 		}
 		for i, s := range run.Steps {
-			if s.Status != flux.StatusCompleted || !s.InFlight.IsZero() || len(s.Data) == 0 {
-				t.Fatalf("stored node %s: status %s, in flight %v, data %s", s.Name, s.Status, s.InFlight, s.Data)
+			if s.Status != flux.StatusCompleted || !s.InFlight.IsZero() {
+				t.Fatalf("stored node %s: status %s, in flight %v", s.Name, s.Status, s.InFlight)
 			}
 			wantAttempts(t, run, i, "")
+			data, err := e.NodeData(ctx(t), res.ID, s.Name)
+			var d Data
+			if err != nil || json.Unmarshal(data, &d) != nil || !slices.Equal(d.Trail, res.Data.Trail[:i+1]) {
+				t.Fatalf("data after node %s: %s, %v; want the trail up to it", s.Name, data, err)
+			}
 		}
-		if string(run.Data) != string(run.Steps[3].Data) {
-			t.Fatalf("run data %s is not the last node's snapshot %s", run.Data, run.Steps[3].Data)
+		if sum := run.Summary; sum.Nodes != 4 || sum.Done != 4 || sum.Attempts != 4 || sum.Failures != 0 {
+			t.Fatalf("stored summary %+v, want 4 nodes done in 4 attempts", sum)
 		}
 	}},
 	{"RetriesAreRecorded", func(t *testing.T, h Harness) {
@@ -428,7 +435,7 @@ var engineTests = []testCase{
 		if run := mustGet(t, h.Store, res.ID); run.Owner != "" || run.Status != flux.StatusFailed {
 			t.Fatalf("after refusals the run is %s, leased by %q", run.Status, run.Owner)
 		}
-		if _, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: res.ID, Owner: "someone#1", Lease: time.Hour}); err != nil {
+		if _, err := h.Store.Claim(ctx(t), driver.ClaimParams{ID: res.ID, Owner: "someone#1", Lease: time.Hour}); err != nil {
 			t.Fatalf("another owner cannot claim the run after the refusals: %v", err)
 		}
 	}},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // hour is the lease of runs that must stay leased for the whole test.
@@ -31,10 +32,12 @@ var zone = time.FixedZone("UTC+5:30", 5*3600+1800)
 var baseTime = time.Date(2025, 3, 14, 15, 9, 26, 535897932, zone)
 
 // fullRun returns a run with every field of flux.Run set, the way the engine
-// fills it in the middle of a run.
+// fills it in the middle of a run: node reserve completed (after a failed
+// attempt), commit charge in flight after an interrupted attempt, notify
+// pending. Its Data is the data after reserve; see createParams.
 func fullRun(id string) *flux.Run {
 	t0 := baseTime
-	return &flux.Run{
+	r := &flux.Run{
 		ID:          id,
 		Workflow:    "orders",
 		Fingerprint: "sha256:5f2b7c",
@@ -50,7 +53,6 @@ func fullRun(id string) *flux.Run {
 				},
 				StartedAt:  t0.Add(time.Millisecond),
 				FinishedAt: t0.Add(7 * time.Millisecond),
-				Data:       json.RawMessage(`{"reserved":3}`),
 			},
 			{
 				Name: "charge", Kind: flux.KindCommit, Status: flux.StatusRunning,
@@ -64,25 +66,71 @@ func fullRun(id string) *flux.Run {
 		CreatedAt: t0,
 		UpdatedAt: t0.Add(8 * time.Millisecond),
 	}
+	r.Summary = driver.Summarize(r.Steps)
+	return r
 }
 
-// smallRun returns a minimal run of workflow wf created at created.
+// initialData is the data before the first node of the fixture runs.
+var initialData = json.RawMessage(`{"charged":false}`)
+
+// smallRun returns a minimal run of workflow wf created at created, its one
+// node pending.
 func smallRun(id, wf string, status flux.Status, created time.Time) *flux.Run {
-	return &flux.Run{
+	r := &flux.Run{
 		ID: id, Workflow: wf, Fingerprint: "fp", Status: status,
-		Input: json.RawMessage(`{}`), Data: json.RawMessage(`{"n":1}`),
+		Input: json.RawMessage(`{}`), Data: bytes.Clone(initialData),
 		Steps:     []flux.StepState{{Name: "only", Kind: flux.KindStep, Status: flux.StatusPending}},
 		CreatedAt: created, UpdatedAt: created,
 	}
+	if status.Final() {
+		r.FinishedAt = created.Add(time.Second)
+	}
+	r.Summary = driver.Summarize(r.Steps)
+	return r
 }
 
 func ctx(t *testing.T) context.Context { return t.Context() }
 
+// createParams returns the Create of r as Get should return it: the data
+// before its first node is initialData, and its last completed node, if it
+// has one, left r.Data (as a snapshot; the nodes completed before it, a
+// data of their own).
+func createParams(r *flux.Run, lease time.Duration) driver.CreateParams {
+	head := *r
+	head.Data = bytes.Clone(initialData)
+	last := -1
+	for i, s := range r.Steps {
+		if s.Status == flux.StatusCompleted {
+			last = i
+		}
+	}
+	var data []driver.NodeData
+	for i, s := range r.Steps {
+		switch {
+		case i == last:
+			data = append(data, driver.NodeData{Index: i, Snapshot: bytes.Clone(r.Data)})
+		case s.Status == flux.StatusCompleted:
+			data = append(data, driver.NodeData{Index: i, Snapshot: json.RawMessage(fmt.Sprintf(`{"after":%d}`, i))})
+		}
+	}
+	if last < 0 {
+		head.Data = r.Data
+	}
+	return driver.CreateParams{Run: &head, Data: data, Lease: lease}
+}
+
+// mustCreate creates r (see createParams) and sets its version and lease
+// as the store reports them.
 func mustCreate(t *testing.T, s flux.Storage, r *flux.Run, lease time.Duration) *flux.Run {
 	t.Helper()
-	if err := s.Create(ctx(t), r, lease); err != nil {
+	w, err := s.Create(ctx(t), createParams(r, lease))
+	if err != nil {
 		t.Fatalf("Create(%s): %v", r.ID, err)
 	}
+	if w.Version != 1 {
+		t.Fatalf("Create(%s) reported version %d, want 1", r.ID, w.Version)
+	}
+	r.Version, r.LeaseUntil = w.Version, w.LeaseUntil
 	return r
 }
 
@@ -98,14 +146,44 @@ func mustGet(t *testing.T, s flux.Storage, id string) *flux.Run {
 	return r
 }
 
-func mustUpdate(t *testing.T, s flux.Storage, r *flux.Run, lease time.Duration) {
+// checkpoint returns the Checkpoint that writes r's header and every node of
+// it, with the attempts of each past the first skip.
+func checkpoint(r *flux.Run, lease time.Duration, skip map[int]int) driver.CheckpointParams {
+	p := driver.CheckpointParams{ID: r.ID, Owner: r.Owner, Version: r.Version, Lease: lease,
+		Header: &driver.Header{Status: r.Status, Error: r.Error, Fingerprint: r.Fingerprint, UpdatedAt: r.UpdatedAt,
+			FinishedAt: r.FinishedAt, Summary: r.Summary, Nodes: len(r.Steps)}}
+	for i, s := range r.Steps {
+		p.Nodes = append(p.Nodes, driver.NodeChange{Index: i, Name: s.Name, Kind: s.Kind, Status: s.Status,
+			StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, InFlight: s.InFlight, Attempts: s.Attempts[min(skip[i], len(s.Attempts)):]})
+	}
+	return p
+}
+
+// mustCheckpoint writes r's header and nodes, none of its recorded attempts
+// again (n, how many each node had when last written), and records the new
+// version, owner and lease in r.
+func mustCheckpoint(t *testing.T, s flux.Storage, r *flux.Run, lease time.Duration, n map[int]int) {
 	t.Helper()
-	if err := s.Update(ctx(t), r, lease); err != nil {
-		t.Fatalf("Update(%s, version %d, owner %q): %v", r.ID, r.Version, r.Owner, err)
+	w, err := s.Checkpoint(ctx(t), checkpoint(r, lease, n))
+	if err != nil {
+		t.Fatalf("Checkpoint(%s, version %d, owner %q): %v", r.ID, r.Version, r.Owner, err)
+	}
+	r.Version, r.LeaseUntil = w.Version, w.LeaseUntil
+	if lease < 0 {
+		r.Owner = ""
 	}
 }
 
-func mustClaim(t *testing.T, s flux.Storage, p flux.ClaimParams) *flux.Run {
+// counts returns how many attempts each node of r has.
+func counts(r *flux.Run) map[int]int {
+	n := map[int]int{}
+	for i, s := range r.Steps {
+		n[i] = len(s.Attempts)
+	}
+	return n
+}
+
+func mustClaim(t *testing.T, s flux.Storage, p driver.ClaimParams) *flux.Run {
 	t.Helper()
 	r, err := s.Claim(ctx(t), p)
 	if err != nil {
@@ -130,6 +208,15 @@ func mustList(t *testing.T, s flux.Storage, f flux.Filter) *flux.RunPage {
 		t.Fatalf("List(%+v) reported corrupt runs in a store with none: %v", f, p.Corrupt)
 	}
 	return p
+}
+
+func mustNodeData(t *testing.T, s flux.Storage, id string, i int) json.RawMessage {
+	t.Helper()
+	d, err := s.NodeData(ctx(t), driver.NodeDataParams{ID: id, Index: i})
+	if err != nil {
+		t.Fatalf("NodeData(%s, %d): %v", id, i, err)
+	}
+	return d
 }
 
 // wantErr fails unless err wraps target.
@@ -167,7 +254,7 @@ func claimAfterExpiry(t *testing.T, s flux.Storage, id, owner string, lease time
 	t.Helper()
 	var got *flux.Run
 	eventually(t, fmt.Sprintf("claiming %s for %s after its 1ns lease", id, owner), func() (bool, error) {
-		r, err := s.Claim(ctx(t), flux.ClaimParams{ID: id, Owner: owner, Lease: lease})
+		r, err := s.Claim(ctx(t), driver.ClaimParams{ID: id, Owner: owner, Lease: lease})
 		if errors.Is(err, flux.ErrRunActive) {
 			return false, nil
 		}
@@ -233,6 +320,7 @@ func diffRun(want, got *flux.Run) []string {
 	tm("CreatedAt", want.CreatedAt, got.CreatedAt)
 	tm("UpdatedAt", want.UpdatedAt, got.UpdatedAt)
 	tm("FinishedAt", want.FinishedAt, got.FinishedAt)
+	eq("Summary", want.Summary, got.Summary)
 	eq("Version", want.Version, got.Version)
 	eq("Owner", want.Owner, got.Owner)
 	tm("LeaseUntil", want.LeaseUntil, got.LeaseUntil)
@@ -249,7 +337,6 @@ func diffRun(want, got *flux.Run) []string {
 		tm(p+"StartedAt", ws.StartedAt, gs.StartedAt)
 		tm(p+"FinishedAt", ws.FinishedAt, gs.FinishedAt)
 		tm(p+"InFlight", ws.InFlight, gs.InFlight)
-		js(p+"Data", ws.Data, gs.Data)
 		if len(ws.Attempts) != len(gs.Attempts) {
 			add(p+"len(Attempts)", len(ws.Attempts), len(gs.Attempts))
 			continue

@@ -1,12 +1,14 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // ownedRun creates run id (a full run of workflow "orders") leased to owner.
@@ -15,6 +17,20 @@ func ownedRun(t *testing.T, s flux.Storage, id, owner string, lease time.Duratio
 	r := fullRun(id)
 	r.Owner = owner
 	return mustCreate(t, s, r, lease)
+}
+
+// claimExpired calls ClaimExpired and fails if it reports corrupt runs,
+// which the stores of these tests do not have.
+func claimExpired(s flux.Storage, t *testing.T, p driver.ClaimExpiredParams) ([]*flux.Run, error) {
+	t.Helper()
+	c, err := s.ClaimExpired(ctx(t), p)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Corrupt) > 0 {
+		t.Fatalf("ClaimExpired reported corrupt runs in a store with none: %v", c.Corrupt)
+	}
+	return c.Runs, nil
 }
 
 // wantClaimed fails unless got is stored as want after a claim by owner with
@@ -34,12 +50,12 @@ func wantClaimed(t *testing.T, s flux.Storage, what string, before, got *flux.Ru
 var claimTests = []testCase{
 	{"Free", func(t *testing.T, h Harness) {
 		before := mustCreate(t, h.Store, fullRun("r1"), 0)
-		got := mustClaim(t, h.Store, flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
+		got := mustClaim(t, h.Store, driver.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
 		wantClaimed(t, h.Store, "Claim of a run no one holds", before, got, "engine-a", hour)
 	}},
 	{"Own", func(t *testing.T, h Harness) {
 		before := ownedRun(t, h.Store, "r1", "engine-a", hour)
-		got := mustClaim(t, h.Store, flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: 2 * hour})
+		got := mustClaim(t, h.Store, driver.ClaimParams{ID: "r1", Owner: "engine-a", Lease: 2 * hour})
 		wantClaimed(t, h.Store, "Claim of a run the owner holds", before, got, "engine-a", 2*hour)
 	}},
 	{"ExpiredTakeover", func(t *testing.T, h Harness) {
@@ -49,7 +65,7 @@ var claimTests = []testCase{
 	}},
 	{"LiveLeaseActive", func(t *testing.T, h Harness) {
 		before := ownedRun(t, h.Store, "r1", "engine-a", hour)
-		r, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r1", Owner: "engine-b", Lease: hour})
+		r, err := h.Store.Claim(ctx(t), driver.ClaimParams{ID: "r1", Owner: "engine-b", Lease: hour})
 		wantErr(t, "Claim of a run under another owner's live lease", err, flux.ErrRunActive)
 		if r != nil {
 			t.Fatalf("a refused Claim returned a run: %+v", r)
@@ -57,7 +73,7 @@ var claimTests = []testCase{
 		wantSameRun(t, "Get after the refused Claim", before, mustGet(t, h.Store, "r1"))
 	}},
 	{"NotFound", func(t *testing.T, h Harness) {
-		_, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: "missing", Owner: "engine-a", Lease: hour})
+		_, err := h.Store.Claim(ctx(t), driver.ClaimParams{ID: "missing", Owner: "engine-a", Lease: hour})
 		wantErr(t, "Claim of an unknown run", err, flux.ErrRunNotFound)
 	}},
 	{"FinishedRun", func(t *testing.T, h Harness) {
@@ -66,7 +82,7 @@ var claimTests = []testCase{
 			r := fullRun("r-" + string(st))
 			r.Status, r.FinishedAt = st, baseTime.Add(time.Second)
 			before := mustCreate(t, h.Store, r, 0)
-			got := mustClaim(t, h.Store, flux.ClaimParams{ID: r.ID, Owner: "engine-a", Lease: hour})
+			got := mustClaim(t, h.Store, driver.ClaimParams{ID: r.ID, Owner: "engine-a", Lease: hour})
 			wantClaimed(t, h.Store, "Claim of a "+string(st)+" run", before, got, "engine-a", hour)
 		}
 	}},
@@ -78,22 +94,25 @@ var claimTests = []testCase{
 
 		z := zombie.Clone()
 		z.Status = flux.StatusCompleted
-		wantErr(t, "the old owner's Update after a takeover", h.Store.Update(ctx(t), z, hour), flux.ErrLeaseLost)
+		_, err := h.Store.Checkpoint(ctx(t), checkpoint(z, hour, counts(z)))
+		wantErr(t, "the old owner's Checkpoint after a takeover", err, flux.ErrLeaseLost)
 		z = zombie.Clone()
 		z.Version = b.Version // even at the current version
-		wantErr(t, "the old owner's Update at the new version", h.Store.Update(ctx(t), z, hour), flux.ErrLeaseLost)
-		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"r1"}, Lease: hour})
+		_, err = h.Store.Checkpoint(ctx(t), checkpoint(z, hour, counts(z)))
+		wantErr(t, "the old owner's Checkpoint at the new version", err, flux.ErrLeaseLost)
+		lost, err := h.Store.Extend(ctx(t), driver.ExtendParams{Owner: "engine-a", IDs: []string{"r1"}, Lease: hour})
 		if err != nil {
 			t.Fatalf("Extend: %v", err)
 		}
 		wantIDs(t, "Extend by the old owner: lost", []string{"r1"}, lost)
-		_, err = h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
+		wantErr(t, "the old owner's Release", h.Store.Release(ctx(t), driver.ReleaseParams{ID: "r1", Owner: "engine-a"}), flux.ErrLeaseLost)
+		_, err = h.Store.Claim(ctx(t), driver.ClaimParams{ID: "r1", Owner: "engine-a", Lease: hour})
 		wantErr(t, "the old owner's Claim of the run taken over", err, flux.ErrRunActive)
 		wantSameRun(t, "Get after the old owner's attempts", b, mustGet(t, h.Store, "r1"))
 
 		b.Status = flux.StatusCompleted
-		mustUpdate(t, h.Store, b, flux.ReleaseLease)
-		wantSameRun(t, "Get after the new owner's Update", b, mustGet(t, h.Store, "r1"))
+		mustCheckpoint(t, h.Store, b, driver.ReleaseLease, counts(b))
+		wantSameRun(t, "Get after the new owner's Checkpoint", b, mustGet(t, h.Store, "r1"))
 	}},
 }
 
@@ -114,7 +133,9 @@ var claimExpiredTests = []testCase{
 		released := smallRun("running-released", "orders", flux.StatusRunning, listBase)
 		released.Owner = "engine-x"
 		mustCreate(t, s, released, hour)
-		mustUpdate(t, s, released, flux.ReleaseLease)
+		if err := s.Release(ctx(t), driver.ReleaseParams{ID: released.ID, Owner: "engine-x"}); err != nil {
+			t.Fatal(err)
+		}
 		eligible := []string{"pending-free", "running-free", "running-expired", "pending-expired", "running-released"}
 		// Not eligible.
 		mk("running-live", "orders", flux.StatusRunning, "alive", hour)
@@ -130,7 +151,7 @@ var claimExpiredTests = []testCase{
 
 		var claimed []string
 		eventually(t, "claiming the expired runs", func() (bool, error) {
-			runs, err := s.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"orders", "refunds"}, Lease: hour, Limit: 100})
+			runs, err := claimExpired(s, t, driver.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"orders", "refunds"}, Lease: hour, Limit: 100})
 			for _, r := range runs {
 				if !slices.Contains(eligible, r.ID) {
 					return false, fmt.Errorf("ClaimExpired claimed %s (status %s, workflow %s), which it must not", r.ID, r.Status, r.Workflow)
@@ -159,7 +180,7 @@ var claimExpiredTests = []testCase{
 		}
 		var claimed []string
 		for _, want := range []int{2, 2, 1, 0} {
-			runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 2})
+			runs, err := claimExpired(h.Store, t, driver.ClaimExpiredParams{Owner: "engine-a", Workflows: []string{"w"}, Lease: hour, Limit: 2})
 			if err != nil {
 				t.Fatalf("ClaimExpired: %v", err)
 			}
@@ -186,7 +207,7 @@ var claimExpiredTests = []testCase{
 		ownedRun(t, h.Store, "free", "", 0)
 		var got []string
 		eventually(t, "claiming the free run", func() (bool, error) {
-			runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "svc#1", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
+			runs, err := claimExpired(h.Store, t, driver.ClaimExpiredParams{Owner: "svc#1", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
 			got = append(got, ids(runs)...)
 			return slices.Contains(got, "free"), err
 		})
@@ -206,7 +227,7 @@ var claimExpiredTests = []testCase{
 		ownedRun(t, h.Store, "other-engine", "svc2#1", hour)
 		ownedRun(t, h.Store, "prefix-only", "svcx", hour)
 		ownedRun(t, h.Store, "own", "svc#2", hour)
-		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "svc#2", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
+		runs, err := claimExpired(h.Store, t, driver.ClaimExpiredParams{Owner: "svc#2", Workflows: []string{"orders"}, Lease: hour, Limit: 10})
 		if err != nil {
 			t.Fatalf("ClaimExpired: %v", err)
 		}
@@ -217,17 +238,17 @@ var claimExpiredTests = []testCase{
 			}
 		}
 		for _, id := range []string{"other-engine", "prefix-only"} {
-			_, err := h.Store.Claim(ctx(t), flux.ClaimParams{ID: id, Owner: "svc#3", Lease: hour})
+			_, err := h.Store.Claim(ctx(t), driver.ClaimParams{ID: id, Owner: "svc#3", Lease: hour})
 			wantErr(t, "Claim by svc#3 of "+id+", held by another engine", err, flux.ErrRunActive)
 		}
-		r := mustClaim(t, h.Store, flux.ClaimParams{ID: "own", Owner: "svc#3", Lease: hour})
+		r := mustClaim(t, h.Store, driver.ClaimParams{ID: "own", Owner: "svc#3", Lease: hour})
 		if r.Owner != "svc#3" {
 			t.Fatalf("Claim by svc#3 of a run svc#2 held: owner %q", r.Owner)
 		}
 	}},
 	{"NoWorkflows", func(t *testing.T, h Harness) {
 		mustCreate(t, h.Store, smallRun("r1", "w", flux.StatusPending, listBase), 0)
-		runs, err := h.Store.ClaimExpired(ctx(t), flux.ClaimExpiredParams{Owner: "engine-a", Lease: hour, Limit: 10})
+		runs, err := claimExpired(h.Store, t, driver.ClaimExpiredParams{Owner: "engine-a", Lease: hour, Limit: 10})
 		if err != nil || len(runs) != 0 {
 			t.Fatalf("ClaimExpired without workflows gave %v, %v; want nothing", ids(runs), err)
 		}
@@ -241,7 +262,7 @@ var extendTests = []testCase{
 	{"RenewsOwn", func(t *testing.T, h Harness) {
 		r1 := ownedRun(t, h.Store, "r1", "engine-a", hour)
 		r2 := ownedRun(t, h.Store, "r2", "engine-a", time.Nanosecond) // expired, not taken over
-		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"r1", "r2"}, Lease: 3 * hour})
+		lost, err := h.Store.Extend(ctx(t), driver.ExtendParams{Owner: "engine-a", IDs: []string{"r1", "r2"}, Lease: 3 * hour})
 		if err != nil || len(lost) != 0 {
 			t.Fatalf("Extend of engine-a's own runs gave lost %v, error %v; want neither", lost, err)
 		}
@@ -253,15 +274,18 @@ var extendTests = []testCase{
 			wantSameRun(t, "Get after Extend (version unchanged)", want, got)
 		}
 		// The renewed lease is live: no one else can claim the run.
-		_, err = h.Store.Claim(ctx(t), flux.ClaimParams{ID: "r2", Owner: "engine-b", Lease: hour})
+		_, err = h.Store.Claim(ctx(t), driver.ClaimParams{ID: "r2", Owner: "engine-b", Lease: hour})
 		wantErr(t, "Claim of a run whose lease Extend renewed", err, flux.ErrRunActive)
 	}},
 	{"ReportsLost", func(t *testing.T, h Harness) {
 		ownedRun(t, h.Store, "mine", "engine-a", hour)
 		theirs := ownedRun(t, h.Store, "theirs", "engine-b", hour)
 		released := ownedRun(t, h.Store, "released", "engine-a", hour)
-		mustUpdate(t, h.Store, released, flux.ReleaseLease)
-		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", IDs: []string{"mine", "theirs", "released", "missing"}, Lease: 3 * hour})
+		if err := h.Store.Release(ctx(t), driver.ReleaseParams{ID: "released", Owner: "engine-a"}); err != nil {
+			t.Fatal(err)
+		}
+		released.Owner, released.LeaseUntil, released.Version = "", time.Time{}, 2
+		lost, err := h.Store.Extend(ctx(t), driver.ExtendParams{Owner: "engine-a", IDs: []string{"mine", "theirs", "released", "missing"}, Lease: 3 * hour})
 		if err != nil {
 			t.Fatalf("Extend: %v", err)
 		}
@@ -271,9 +295,118 @@ var extendTests = []testCase{
 		wantLeaseAbout(t, "lease of the owner's run", mustGet(t, h.Store, "mine").LeaseUntil, 3*hour)
 	}},
 	{"Empty", func(t *testing.T, h Harness) {
-		lost, err := h.Store.Extend(ctx(t), flux.ExtendParams{Owner: "engine-a", Lease: hour})
+		lost, err := h.Store.Extend(ctx(t), driver.ExtendParams{Owner: "engine-a", Lease: hour})
 		if err != nil || len(lost) != 0 {
 			t.Fatalf("Extend of no runs gave lost %v, error %v; want neither", lost, err)
 		}
+	}},
+}
+
+var releaseTests = []testCase{
+	{"GivesBackTheLease", func(t *testing.T, h Harness) {
+		r := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		if err := h.Store.Release(ctx(t), driver.ReleaseParams{ID: "r1", Owner: "engine-a"}); err != nil {
+			t.Fatalf("Release by the owner: %v", err)
+		}
+		r.Owner, r.LeaseUntil, r.Version = "", time.Time{}, 2
+		wantSameRun(t, "Get after Release", r, mustGet(t, h.Store, "r1"))
+		c := mustClaim(t, h.Store, driver.ClaimParams{ID: "r1", Owner: "engine-b", Lease: hour})
+		if c.Owner != "engine-b" {
+			t.Fatalf("Claim after Release gave owner %q", c.Owner)
+		}
+	}},
+	{"NotTheOwner", func(t *testing.T, h Harness) {
+		r := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		for _, owner := range []string{"engine-b", ""} {
+			err := h.Store.Release(ctx(t), driver.ReleaseParams{ID: "r1", Owner: owner})
+			wantErr(t, "Release by "+quote(owner)+" of engine-a's run", err, flux.ErrLeaseLost)
+		}
+		wantSameRun(t, "Get after the refused Releases", r, mustGet(t, h.Store, "r1"))
+		wantErr(t, "Release of an unknown run", h.Store.Release(ctx(t), driver.ReleaseParams{ID: "missing", Owner: "engine-a"}), flux.ErrRunNotFound)
+	}},
+}
+
+var cancelTests = []testCase{
+	{"UnfinishedRun", func(t *testing.T, h Harness) {
+		r := ownedRun(t, h.Store, "r1", "engine-a", hour)
+		at := baseTime.Add(time.Minute)
+		if err := h.Store.Cancel(ctx(t), driver.CancelParams{ID: "r1", Error: "flux: run cancelled", At: at}); err != nil {
+			t.Fatalf("Cancel: %v", err)
+		}
+		r.Status, r.Error, r.UpdatedAt, r.FinishedAt = flux.StatusCancelled, "flux: run cancelled", at, at
+		r.Owner, r.LeaseUntil, r.Version = "", time.Time{}, 2
+		r.Steps[1].InFlight = time.Time{}
+		got := mustGet(t, h.Store, "r1")
+		r.Summary = got.Summary // what node the summary names is the store's to say
+		wantSameRun(t, "Get after Cancel", r, got)
+		// The owner's next checkpoint fails.
+		_, err := h.Store.Checkpoint(ctx(t), checkpoint(ownedCopy(r, "engine-a", 1), hour, counts(r)))
+		wantErr(t, "the owner's Checkpoint after Cancel", err, flux.ErrConflict)
+		if err := h.Store.Cancel(ctx(t), driver.CancelParams{ID: "r1", Error: "again", At: at.Add(time.Hour)}); err != nil {
+			t.Fatalf("Cancel of a cancelled run: %v, want nil", err)
+		}
+		wantSameRun(t, "Get after a second Cancel", r, mustGet(t, h.Store, "r1"))
+	}},
+	{"FinishedRun", func(t *testing.T, h Harness) {
+		for _, st := range []flux.Status{flux.StatusCompleted, flux.StatusFailed} {
+			r := smallRun("r-"+string(st), "w", st, baseTime)
+			mustCreate(t, h.Store, r, 0)
+			err := h.Store.Cancel(ctx(t), driver.CancelParams{ID: r.ID, Error: "x", At: baseTime})
+			wantErr(t, "Cancel of a "+string(st)+" run", err, flux.ErrRunFinished)
+			wantSameRun(t, "Get after the refused Cancel", r, mustGet(t, h.Store, r.ID))
+		}
+		wantErr(t, "Cancel of an unknown run", h.Store.Cancel(ctx(t), driver.CancelParams{ID: "missing", At: baseTime}), flux.ErrRunNotFound)
+	}},
+}
+
+// ownedCopy returns a copy of r as owner held it at version.
+func ownedCopy(r *flux.Run, owner string, version int64) *flux.Run {
+	c := r.Clone()
+	c.Owner, c.Version = owner, version
+	return c
+}
+
+var pruneTests = []testCase{
+	{"OldFinishedRuns", func(t *testing.T, h Harness) {
+		cut := baseTime.Add(24 * time.Hour)
+		mk := func(id, wf string, st flux.Status, finished time.Time) {
+			r := smallRun(id, wf, st, finished.Add(-time.Second))
+			r.FinishedAt = finished
+			if !st.Final() {
+				r.FinishedAt = time.Time{}
+			}
+			mustCreate(t, h.Store, r, 0)
+		}
+		for i := range 5 {
+			mk(fmt.Sprintf("old-done-%d", i), "w", flux.StatusCompleted, cut.Add(-time.Duration(5-i)*time.Hour))
+		}
+		mk("young-done", "w", flux.StatusCompleted, cut.Add(time.Hour))
+		mk("old-failed", "w", flux.StatusFailed, cut.Add(-time.Hour))
+		mk("old-other-workflow", "v", flux.StatusCompleted, cut.Add(-time.Hour))
+		mk("running", "w", flux.StatusRunning, cut.Add(-time.Hour))
+		n, err := h.Store.Prune(ctx(t), driver.PruneParams{Status: flux.StatusCompleted, Workflow: "w", FinishedBefore: cut, Limit: 3})
+		if err != nil || n != 3 {
+			t.Fatalf("Prune with Limit 3: %d, %v; want 3", n, err)
+		}
+		// Oldest first: 0, 1 and 2 are gone, 3 and 4 not yet.
+		for i := range 5 {
+			_, err := h.Store.Get(ctx(t), fmt.Sprintf("old-done-%d", i))
+			if gone := errors.Is(err, flux.ErrRunNotFound); gone != (i < 3) {
+				t.Fatalf("old-done-%d after Prune of the 3 oldest: Get gives %v", i, err)
+			}
+		}
+		n, err = h.Store.Prune(ctx(t), driver.PruneParams{Status: flux.StatusCompleted, Except: []string{"v"}, FinishedBefore: cut})
+		if err != nil || n != 2 {
+			t.Fatalf("second Prune: %d, %v; want the 2 old completed runs of w left", n, err)
+		}
+		for _, id := range []string{"young-done", "old-failed", "old-other-workflow", "running"} {
+			mustGet(t, h.Store, id)
+		}
+		n, err = h.Store.Prune(ctx(t), driver.PruneParams{Status: flux.StatusFailed, FinishedBefore: cut})
+		if err != nil || n != 1 {
+			t.Fatalf("Prune of failed runs: %d, %v; want 1", n, err)
+		}
+		page := mustList(t, h.Store, flux.Filter{})
+		wantSameSet(t, "runs left", []string{"young-done", "old-other-workflow", "running"}, ids(page.Runs))
 	}},
 }

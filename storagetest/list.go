@@ -78,7 +78,7 @@ var listTests = []testCase{
 		p := mustList(t, h.Store, flux.Filter{})
 		wantIDs(t, "List order", []string{"r5", "r4", "r3", "r2", "r1", "r0"}, ids(p.Runs))
 		for i, r := range p.Runs {
-			wantSameRun(t, "run "+r.ID+" from List", want[i], r)
+			wantSameRun(t, "run "+r.ID+" from List", header(want[i]), r)
 		}
 	}},
 	{"Filters", func(t *testing.T, h Harness) {
