@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/sqlstore"
 )
 
 func openT(t *testing.T, opts ...Option) *Store {
@@ -23,7 +25,8 @@ func openT(t *testing.T, opts ...Option) *Store {
 
 func testRun(id string) *flux.Run {
 	now := time.Now()
-	return &flux.Run{ID: id, Workflow: "w", Status: flux.StatusRunning, CreatedAt: now, UpdatedAt: now}
+	return &flux.Run{ID: id, Workflow: "w", Status: flux.StatusRunning, CreatedAt: now, UpdatedAt: now,
+		Input: []byte("{}"), Data: []byte("{}")}
 }
 
 func TestSynchronousPragma(t *testing.T) {
@@ -69,16 +72,20 @@ func TestBatchFailuresStayPrivate(t *testing.T) {
 	s := openT(t)
 	ctx := t.Context()
 	stale := testRun("stale")
-	if err := s.Create(ctx, stale, 0); err != nil {
+	if _, err := s.Create(ctx, driver.CreateParams{Run: stale}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Update(ctx, stale.Clone(), 0); err != nil {
+	if err := s.Release(ctx, driver.ReleaseParams{ID: "stale", Owner: "x"}); !errors.Is(err, flux.ErrLeaseLost) {
 		t.Fatal(err)
 	}
+	if _, err := s.Checkpoint(ctx, driver.CheckpointParams{ID: "stale", Version: 1, Header: &driver.Header{Status: flux.StatusRunning}}); err != nil {
+		t.Fatal(err)
+	}
+	stale.Version = 1
 	insert := func(id string) func(t *txn) error {
 		return func(t *txn) error {
-			e, _ := encode(testRun(id))
-			_, err := t.insert.ExecContext(bg, e.id, e.workflow, e.status, "", 0, e.createdAt, e.updatedAt, e.body)
+			h := sqlstore.HeaderOf(testRun(id))
+			_, err := t.insertRun.ExecContext(bg, headerArgs(&h)...)
 			return err
 		}
 	}
@@ -124,7 +131,10 @@ func TestAbandonedWriteNeverRuns(t *testing.T) {
 	inner, cancel := context.WithCancel(t.Context())
 	ctx := &watchedCtx{Context: inner, waiting: make(chan struct{})}
 	created := make(chan error)
-	go func() { created <- s.Create(ctx, testRun("r1"), 0) }()
+	go func() {
+		_, err := s.Create(ctx, driver.CreateParams{Run: testRun("r1")})
+		created <- err
+	}()
 	<-ctx.waiting // the Create is queued behind the busy writer
 	cancel()
 	if err := <-created; !errors.Is(err, context.Canceled) {

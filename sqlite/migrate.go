@@ -4,12 +4,15 @@ import (
 	"context"
 	"database/sql"
 	"embed"
+	"errors"
 	"fmt"
 	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/flux-go/flux/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -44,6 +47,16 @@ func migrations() ([]migration, error) {
 	}
 	slices.SortFunc(ms, func(a, b migration) int { return a.version - b.version })
 	return ms, nil
+}
+
+// Version is the schema version this package's migrations bring a
+// database to.
+func Version() int {
+	ms, err := migrations()
+	if err != nil || len(ms) == 0 {
+		return 0
+	}
+	return ms[len(ms)-1].version
 }
 
 // execer is what migrate needs of a connection.
@@ -111,10 +124,69 @@ func migrate(ctx context.Context, db execer) error {
 		if _, err := db.ExecContext(ctx, m.sql); err != nil {
 			return fmt.Errorf("sqlite: applying migration %s: %w", m.name, err)
 		}
+		if step := goSteps[m.version]; step != nil {
+			if err := step(ctx, db); err != nil {
+				return fmt.Errorf("sqlite: applying migration %s: %w", m.name, err)
+			}
+		}
 		if _, err := db.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
 			m.version, m.name, time.Now().UnixNano()); err != nil {
 			return fmt.Errorf("sqlite: recording migration %s: %w", m.name, err)
 		}
 	}
 	return nil
+}
+
+// goSteps are the parts of migrations that SQL alone cannot do, run after
+// the migration's SQL, in its transaction.
+var goSteps = map[int]func(ctx context.Context, db execer) error{
+	2: convert0001,
+}
+
+// convert0001 moves the runs of schema 0001, a JSON body each, into the
+// tables of schema 0002, a page at a time, then drops the old table. A run
+// whose body does not decode is kept as it was in corrupt_0001, for a
+// person to look at: nothing is lost.
+func convert0001(ctx context.Context, db execer) error {
+	var after int64
+	for {
+		rows, err := db.QueryContext(ctx, `SELECT rowid, id, workflow, status, version, owner, lease_until, created_at, updated_at, body
+			FROM runs_0001 WHERE rowid > ? ORDER BY rowid LIMIT 500`, after)
+		if err != nil {
+			return err
+		}
+		type old struct {
+			h    sqlstore.Header
+			body []byte
+		}
+		var page []old
+		for rows.Next() {
+			var o old
+			if err := rows.Scan(&after, &o.h.ID, &o.h.Workflow, &o.h.Status, &o.h.Version, &o.h.Owner,
+				&o.h.LeaseUntil, &o.h.CreatedAt, &o.h.UpdatedAt, &o.body); err != nil {
+				rows.Close()
+				return err
+			}
+			page = append(page, o)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return err
+		}
+		if len(page) == 0 {
+			_, err := db.ExecContext(ctx, "DROP TABLE runs_0001")
+			return err
+		}
+		for _, o := range page {
+			run, err := sqlstore.From0001(o.h, o.body)
+			if err != nil {
+				if _, err := db.ExecContext(ctx, "INSERT INTO corrupt_0001 (id, body) VALUES (?, ?)", o.h.ID, string(o.body)); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := insertRows(ctx, db, &run.Header, run.Nodes, run.Attempts, run.Data); err != nil {
+				return fmt.Errorf("run %s: %w", o.h.ID, err)
+			}
+		}
+	}
 }

@@ -18,10 +18,12 @@
 // compare-and-set that fails fails only its own write. Reads use a pool of
 // other connections and never wait for the writer (WAL mode).
 //
-// Runs are one table: the columns Flux filters and compare-and-sets on (id,
-// workflow, status, version, owner, lease_until, created_at, updated_at) and
-// the rest of the run as JSON in body. Migrations are embedded and recorded
-// in schema_migrations; Open and New apply them.
+// A run is a header row in runs (what List reads) and rows in nodes,
+// attempts and node_data, in the layout package internal/sqlstore describes
+// and PostgreSQL shares: a checkpoint updates the header and writes the rows
+// that changed. Migrations are embedded and recorded in schema_migrations;
+// Open and New apply them, each in one transaction, so that a migration cut
+// off half-way is applied again whole by the next Open.
 //
 // Several processes may open one file; each has its own writer, and SQLite
 // serialises them (busy_timeout). For many workers, use PostgreSQL.
@@ -42,6 +44,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
@@ -54,7 +57,6 @@ type Store struct {
 	owned  []*sql.DB // closed by Close: what Open opened
 	conn   *sql.Conn // the writer's connection
 	w      writeStmts
-	getRun *sql.Stmt // on reads
 
 	mu     sync.Mutex
 	queue  []*request
@@ -66,7 +68,7 @@ type Store struct {
 	batches, batchedWrites atomic.Int64 // for the benchmarks' batch size
 }
 
-var _ flux.Storage = (*Store)(nil)
+var _ driver.Store = (*Store)(nil)
 
 // ErrClosed reports use of a Store after Close. It wraps [flux.ErrClosed].
 var ErrClosed = fmt.Errorf("sqlite: store is closed: %w", flux.ErrClosed)
@@ -239,10 +241,6 @@ func newStore(writes, reads *sql.DB, cfg config) (_ *Store, err error) {
 	if err := s.w.prepare(ctx, conn); err != nil {
 		return nil, err
 	}
-	if s.getRun, err = reads.PrepareContext(ctx, "SELECT "+runColumns+" FROM runs WHERE id = ?"); err != nil {
-		s.w.close()
-		return nil, fmt.Errorf("preparing statements: %w", err)
-	}
 	go s.writer()
 	return s, nil
 }
@@ -270,7 +268,7 @@ func (s *Store) Close() error {
 	s.signal()
 	<-s.exited
 	s.shut.Store(true)
-	errs := []error{s.w.close(), s.getRun.Close(), s.conn.Close()}
+	errs := []error{s.w.close(), s.conn.Close()}
 	for _, db := range s.owned {
 		errs = append(errs, db.Close())
 	}

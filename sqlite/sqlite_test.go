@@ -48,7 +48,7 @@ func TestConformance(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			res, err := db.Exec("UPDATE runs SET body = '{\"steps\": [truncated' WHERE id = ?", id)
+			res, err := db.Exec("UPDATE runs SET input = CAST('{\"steps\": [truncated' AS BLOB) WHERE id = ?", id)
 			if err != nil {
 				t.Fatal(err)
 			}

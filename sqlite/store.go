@@ -11,105 +11,145 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/sqlstore"
 )
 
 // leaseUntil is the storage's now + lease, in stored form.
 func leaseUntil(lease time.Duration) int64 { return time.Now().Add(lease).UnixNano() }
 
-// Create implements [flux.Storage].
-func (s *Store) Create(ctx context.Context, run *flux.Run, lease time.Duration) error {
-	e, err := encode(run)
-	if err != nil {
-		return err
+// Create implements [driver.Store].
+func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
+	r := p.Run
+	if r.ID == "" {
+		return driver.Written{}, fmt.Errorf("sqlite: run has no ID")
 	}
-	var until int64
-	err = s.submit(ctx, func(t *txn) error {
-		until = 0
-		if e.owner != "" {
-			until = leaseUntil(lease)
+	if err := sqlstore.CheckRun(r); err != nil {
+		return driver.Written{}, fmt.Errorf("sqlite: %w", err)
+	}
+	h := sqlstore.HeaderOf(r)
+	h.Version, h.LeaseUntil = 1, 0
+	var w driver.Written
+	err := s.submit(ctx, func(t *txn) error {
+		if r.Owner != "" {
+			h.LeaseUntil = leaseUntil(p.Lease)
 		}
-		res, err := t.insert.ExecContext(bg, e.id, e.workflow, e.status, e.owner, until, e.createdAt, e.updatedAt, e.body)
+		res, err := t.insertRun.ExecContext(bg, headerArgs(&h)...)
 		if err != nil {
-			return fmt.Errorf("sqlite: inserting run %s: %w", e.id, err)
+			return fmt.Errorf("sqlite: inserting run %s: %w", r.ID, err)
 		}
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
-			return fmt.Errorf("%w: %s", flux.ErrRunExists, e.id)
+			return fmt.Errorf("%w: %s", flux.ErrRunExists, r.ID)
 		}
+		for i := range r.Steps {
+			if err := t.node(r.ID, sqlstore.NodeOf(i, &r.Steps[i])); err != nil {
+				return err
+			}
+			if err := t.attempts(r.ID, i, r.Steps[i].Attempts); err != nil {
+				return err
+			}
+		}
+		for i := range p.Data {
+			if err := t.data(r.ID, &p.Data[i]); err != nil {
+				return err
+			}
+		}
+		w = driver.Written{Version: 1, LeaseUntil: sqlstore.Time(h.LeaseUntil)}
 		return nil
 	})
-	if err != nil {
-		return err
+	return w, err
+}
+
+func (t *txn) node(id string, n sqlstore.Node) error {
+	if _, err := t.upsertNode.ExecContext(bg, nodeArgs(id, &n)...); err != nil {
+		return fmt.Errorf("sqlite: writing node %d of run %s: %w", n.Index, id, err)
 	}
-	run.Version, run.LeaseUntil = 1, fromNanos(until)
 	return nil
 }
 
-// isClosed reports whether Close was called.
-func (s *Store) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-// Get implements [flux.Storage].
-func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
-	if s.shut.Load() || s.isClosed() {
-		return nil, ErrClosed
-	}
-	var r row
-	if err := r.scan(s.getRun.QueryRowContext(ctx, id)); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("%w: %q", flux.ErrRunNotFound, id)
+func (t *txn) attempts(id string, i int, atts []driver.Attempt) error {
+	for k := range atts {
+		a := sqlstore.AttemptOf(i, &atts[k])
+		if _, err := t.insertAttempt.ExecContext(bg, attemptArgs(id, &a)...); err != nil {
+			return fmt.Errorf("sqlite: writing attempt %d of node %d of run %s: %w", a.Number, i, id, err)
 		}
-		return nil, fmt.Errorf("sqlite: reading run %s: %w", id, err)
 	}
-	return r.run()
+	return nil
 }
 
-// Update implements [flux.Storage].
-func (s *Store) Update(ctx context.Context, run *flux.Run, lease time.Duration) error {
-	e, err := encode(run)
-	if err != nil {
-		return err
+func (t *txn) data(id string, nd *driver.NodeData) error {
+	d := sqlstore.DataOf(nd)
+	if _, err := t.upsertData.ExecContext(bg, dataArgs(id, &d)...); err != nil {
+		return fmt.Errorf("sqlite: writing the data of node %d of run %s: %w", d.Index, id, err)
 	}
-	if lease < 0 {
-		e.owner = ""
+	return nil
+}
+
+// Checkpoint implements [driver.Store].
+func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driver.Written, error) {
+	if p.Header == nil {
+		return driver.Written{}, fmt.Errorf("sqlite: checkpoint of run %s without its header", p.ID)
 	}
-	version := run.Version
-	var until int64
-	err = s.submit(ctx, func(t *txn) error {
-		var err error
-		var n int64
-		if lease == 0 {
-			err = t.updateKeep.QueryRowContext(bg, e.status, e.owner, e.updatedAt, e.body,
-				e.id, version, run.Owner).Scan(&until)
-			if n = 1; errors.Is(err, sql.ErrNoRows) {
-				n, err = 0, nil
-			}
-		} else {
-			until = 0
-			if lease > 0 {
-				until = leaseUntil(lease)
-			}
-			var res sql.Result
-			if res, err = t.update.ExecContext(bg, e.status, e.owner, until, e.updatedAt, e.body,
-				e.id, version, run.Owner); err == nil {
-				n, err = res.RowsAffected()
-			}
+	h := p.Header
+	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt)); err != nil {
+		return driver.Written{}, fmt.Errorf("sqlite: run %s: %w", p.ID, err)
+	}
+	var w driver.Written
+	err := s.submit(ctx, func(t *txn) error {
+		var until int64
+		if p.Lease > 0 {
+			until = leaseUntil(p.Lease)
+		}
+		var lease, version int64
+		err := t.updateRun.QueryRowContext(bg, string(h.Status), h.Error, h.Fingerprint, sqlstore.Nanos(h.UpdatedAt),
+			sqlstore.Nanos(h.FinishedAt), h.Nodes, nil, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
+			h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner).Scan(&lease, &version)
+		if errors.Is(err, sql.ErrNoRows) {
+			return t.whyNot(p.ID, p.Version, p.Owner)
 		}
 		if err != nil {
-			return fmt.Errorf("sqlite: updating run %s: %w", e.id, err)
+			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
 		}
-		if n == 0 {
-			return t.whyNot(e.id, version, run.Owner)
+		if _, err := t.dropNodes.ExecContext(bg, p.ID, h.Nodes); err != nil {
+			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
 		}
+		if _, err := t.dropAttempts.ExecContext(bg, p.ID, h.Nodes); err != nil {
+			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+		}
+		if _, err := t.dropData.ExecContext(bg, p.ID, h.Nodes); err != nil {
+			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+		}
+		for k := range p.Nodes {
+			n := &p.Nodes[k]
+			if n.Index < 0 || n.Index >= h.Nodes {
+				return fmt.Errorf("sqlite: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
+			}
+			if n.Replace {
+				if _, err := t.deleteAttempts.ExecContext(bg, p.ID, n.Index); err != nil {
+					return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+				}
+			}
+			if n.Reset || n.Replace {
+				if _, err := t.deleteData.ExecContext(bg, p.ID, n.Index); err != nil {
+					return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+				}
+			}
+			if err := t.node(p.ID, sqlstore.NodeChangeOf(n)); err != nil {
+				return err
+			}
+			if err := t.attempts(p.ID, n.Index, n.Attempts); err != nil {
+				return err
+			}
+			if n.Data != nil {
+				if err := t.data(p.ID, n.Data); err != nil {
+					return err
+				}
+			}
+		}
+		w = driver.Written{Version: version, LeaseUntil: sqlstore.Time(lease)}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	run.Version, run.Owner, run.LeaseUntil = version+1, e.owner, fromNanos(until)
-	return nil
+	return w, err
 }
 
 // whyNot explains why a compare-and-set of run id at version by owner
@@ -130,31 +170,79 @@ func (t *txn) whyNot(id string, version int64, owner string) error {
 	return fmt.Errorf("sqlite: run %s at version %d owned by %q was not updated", id, version, o)
 }
 
-// Claim implements [flux.Storage].
-func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error) {
+// isClosed reports whether Close was called.
+func (s *Store) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// read runs f in a read transaction, which sees one state of the database.
+func (s *Store) read(ctx context.Context, f func(tx *sql.Tx) error) error {
+	if s.shut.Load() || s.isClosed() {
+		return ErrClosed
+	}
+	tx, err := s.reads.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("sqlite: reading: %w", err)
+	}
+	defer tx.Rollback()
+	return f(tx)
+}
+
+// Get implements [driver.Store].
+func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
+	var run *flux.Run
+	err := s.read(ctx, func(tx *sql.Tx) (err error) {
+		run, err = readRun(ctx, tx, id)
+		return err
+	})
+	return run, err
+}
+
+// NodeData implements [driver.Store].
+func (s *Store) NodeData(ctx context.Context, p driver.NodeDataParams) (json.RawMessage, error) {
+	var data json.RawMessage
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		h, err := scanHeader(tx.QueryRowContext(ctx, selectHeader, p.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: reading run %s: %w", p.ID, err)
+		}
+		if p.Index < -1 || p.Index >= h.Nodes {
+			return fmt.Errorf("sqlite: run %s has no node %d", p.ID, p.Index)
+		}
+		datas, err := readData(ctx, tx, p.ID, p.Index)
+		if err != nil {
+			return err
+		}
+		data, err = sqlstore.Rebuild(p.ID, h.Initial, datas)
+		return err
+	})
+	return data, err
+}
+
+// Claim implements [driver.Store].
+func (s *Store) Claim(ctx context.Context, p driver.ClaimParams) (*flux.Run, error) {
 	var run *flux.Run
 	err := s.submit(ctx, func(t *txn) error {
-		var r row
-		if err := r.scan(t.selectRun.QueryRowContext(bg, p.ID)); err != nil {
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
-			}
+		h, err := scanHeader(t.selectHeader.QueryRowContext(bg, p.ID))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		}
+		if err != nil {
 			return fmt.Errorf("sqlite: reading run %s: %w", p.ID, err)
 		}
 		now := time.Now()
-		if r.owner != "" && r.owner != p.Owner && now.UnixNano() < r.leaseUntil && !flux.Supersedes(p.Owner, r.owner) {
-			return fmt.Errorf("%w: run %s is leased by %s until %s", flux.ErrRunActive, p.ID, r.owner,
-				fromNanos(r.leaseUntil).Format(time.RFC3339Nano))
+		if h.Owner != "" && h.Owner != p.Owner && now.UnixNano() < h.LeaseUntil && !driver.Supersedes(p.Owner, h.Owner) {
+			return fmt.Errorf("%w: run %s is leased by %s until %s", flux.ErrRunActive, p.ID, h.Owner,
+				sqlstore.Time(h.LeaseUntil).Format(time.RFC3339Nano))
 		}
-		var err error
-		if run, err = r.run(); err != nil {
+		if run, err = t.claimRun(&h, p.Owner, now.Add(p.Lease)); err != nil {
 			return err
 		}
-		until := now.Add(p.Lease).UnixNano()
-		if _, err := t.claim.ExecContext(bg, p.Owner, until, p.ID); err != nil {
-			return fmt.Errorf("sqlite: claiming run %s: %w", p.ID, err)
-		}
-		run.Owner, run.LeaseUntil, run.Version = p.Owner, fromNanos(until), run.Version+1
 		return nil
 	})
 	if err != nil {
@@ -163,58 +251,77 @@ func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error
 	return run, nil
 }
 
-// ClaimExpired implements [flux.Storage]. Runs that cannot be decoded are
-// left alone (Get reports them).
-func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]*flux.Run, error) {
+// claimRun reads the run of header h whole and gives owner its lease.
+func (t *txn) claimRun(h *sqlstore.Header, owner string, until time.Time) (*flux.Run, error) {
+	run, err := readRows(bg, t.conn, h)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.claim.QueryRowContext(bg, owner, until.UnixNano(), h.ID).Scan(&run.Version); err != nil {
+		return nil, fmt.Errorf("sqlite: claiming run %s: %w", h.ID, err)
+	}
+	run.Owner, run.LeaseUntil = owner, sqlstore.Time(until.UnixNano())
+	return run, nil
+}
+
+// ClaimExpired implements [driver.Store].
+func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
+	out := &driver.ClaimedRuns{}
 	if len(p.Workflows) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	wfs, err := json.Marshal(p.Workflows)
 	if err != nil {
 		return nil, err
 	}
-	var runs []*flux.Run
 	err = s.submit(ctx, func(t *txn) error {
-		runs = runs[:0]
+		out.Runs, out.Corrupt = out.Runs[:0], out.Corrupt[:0]
 		now := time.Now()
 		// ?1 the claimant, ?2 now, ?3 its engine ID, ?4 the workflows.
-		rows, err := t.expired.QueryContext(bg, p.Owner, now.UnixNano(), flux.OwnerEngine(p.Owner), string(wfs))
+		rows, err := t.expired.QueryContext(bg, p.Owner, now.UnixNano(), driver.OwnerEngine(p.Owner), string(wfs))
 		if err != nil {
 			return fmt.Errorf("sqlite: finding expired runs: %w", err)
 		}
-		for rows.Next() && (p.Limit <= 0 || len(runs) < p.Limit) {
-			var r row
-			if err := r.scan(rows); err != nil {
+		var heads []sqlstore.Header
+		for rows.Next() && (p.Limit <= 0 || len(heads) < p.Limit+len(out.Corrupt)) {
+			h, err := scanHeader(rows)
+			if err != nil {
 				rows.Close()
 				return fmt.Errorf("sqlite: finding expired runs: %w", err)
 			}
-			if run, err := r.run(); err == nil {
-				runs = append(runs, run)
-			}
+			heads = append(heads, h)
 		}
 		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
 			return fmt.Errorf("sqlite: finding expired runs: %w", err)
 		}
-		until := now.Add(p.Lease).UnixNano()
-		for _, run := range runs {
-			if _, err := t.claim.ExecContext(bg, p.Owner, until, run.ID); err != nil {
-				return fmt.Errorf("sqlite: claiming run %s: %w", run.ID, err)
+		until := now.Add(p.Lease)
+		for i := range heads {
+			if p.Limit > 0 && len(out.Runs) >= p.Limit {
+				break
 			}
-			run.Owner, run.LeaseUntil, run.Version = p.Owner, fromNanos(until), run.Version+1
+			run, err := t.claimRun(&heads[i], p.Owner, until)
+			switch {
+			case errors.Is(err, flux.ErrCorrupt):
+				out.Corrupt = append(out.Corrupt, err)
+			case err != nil:
+				return err
+			default:
+				out.Runs = append(out.Runs, run)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return runs, nil
+	return out, nil
 }
 
-// Extend implements [flux.Storage].
-func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, error) {
+// Extend implements [driver.Store].
+func (s *Store) Extend(ctx context.Context, p driver.ExtendParams) ([]string, error) {
 	if s.isClosed() {
 		return nil, ErrClosed
 	}
@@ -260,12 +367,108 @@ func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, erro
 	return lost, nil
 }
 
-// List implements [flux.Storage].
+// Release implements [driver.Store].
+func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
+	return s.submit(ctx, func(t *txn) error {
+		res, err := t.release.ExecContext(bg, p.ID, p.Owner)
+		if err != nil {
+			return fmt.Errorf("sqlite: releasing run %s: %w", p.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			return err
+		}
+		var v int64
+		var o string
+		if err := t.versionOwner.QueryRowContext(bg, p.ID).Scan(&v, &o); errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		}
+		return fmt.Errorf("%w: run %s is owned by %q, not %q", flux.ErrLeaseLost, p.ID, o, p.Owner)
+	})
+}
+
+// Cancel implements [driver.Store].
+func (s *Store) Cancel(ctx context.Context, p driver.CancelParams) error {
+	at := sqlstore.Nanos(p.At)
+	return s.submit(ctx, func(t *txn) error {
+		res, err := t.cancel.ExecContext(bg, p.Error, at, at, p.ID)
+		if err != nil {
+			return fmt.Errorf("sqlite: cancelling run %s: %w", p.ID, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 1 {
+			if _, err := t.clearInFlight.ExecContext(bg, p.ID); err != nil {
+				return fmt.Errorf("sqlite: cancelling run %s: %w", p.ID, err)
+			}
+			return nil
+		}
+		var st string
+		switch err := t.status.QueryRowContext(bg, p.ID).Scan(&st); {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		case err != nil:
+			return err
+		case st == string(flux.StatusCancelled):
+			return nil
+		}
+		return fmt.Errorf("%w: cannot cancel run %s: it is %s", flux.ErrRunFinished, p.ID, st)
+	})
+}
+
+// Prune implements [driver.Store].
+func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
+	if s.isClosed() {
+		return 0, ErrClosed
+	}
+	q := "SELECT id FROM runs WHERE status = ? AND finished_at < ?"
+	args := []any{string(p.Status), sqlstore.Nanos(p.FinishedBefore)}
+	if p.Workflow != "" {
+		q, args = q+" AND workflow = ?", append(args, p.Workflow)
+	}
+	if len(p.Except) > 0 {
+		except, err := json.Marshal(p.Except)
+		if err != nil {
+			return 0, err
+		}
+		q, args = q+" AND workflow NOT IN (SELECT value FROM json_each(?))", append(args, string(except))
+	}
+	q += " ORDER BY finished_at LIMIT ?"
+	args = append(args, p.PruneLimit())
+	var n int
+	err := s.submit(ctx, func(t *txn) error {
+		ids, err := collect(bg, t.conn, q, args, func(s scanner) (id string, err error) {
+			err = s.Scan(&id)
+			return id, err
+		})
+		if err != nil {
+			return err
+		}
+		list, err := json.Marshal(ids)
+		if err != nil {
+			return err
+		}
+		for _, table := range []string{"nodes", "attempts", "node_data"} {
+			if _, err := t.conn.ExecContext(bg, "DELETE FROM "+table+" WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
+				return fmt.Errorf("sqlite: pruning runs: %w", err)
+			}
+		}
+		res, err := t.conn.ExecContext(bg, "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))", string(list))
+		if err != nil {
+			return fmt.Errorf("sqlite: pruning runs: %w", err)
+		}
+		k, err := res.RowsAffected()
+		n = int(k)
+		return err
+	})
+	return n, err
+}
+
+// List implements [driver.Store].
 func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) {
 	if s.shut.Load() || s.isClosed() {
 		return nil, ErrClosed
 	}
-	after, err := flux.ParseCursor(f.Cursor)
+	after, err := driver.ParseCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -281,16 +484,16 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 		}
 	}
 	if !f.Since.IsZero() {
-		where, args = append(where, "created_at >= ?"), append(args, clampNanos(f.Since))
+		where, args = append(where, "created_at >= ?"), append(args, sqlstore.Nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		where, args = append(where, "created_at < ?"), append(args, clampNanos(f.Until))
+		where, args = append(where, "created_at < ?"), append(args, sqlstore.Nanos(f.Until))
 	}
 	if after != nil {
-		c := clampNanos(after.CreatedAt)
+		c := sqlstore.Nanos(after.CreatedAt)
 		where, args = append(where, "(created_at < ? OR (created_at = ? AND id < ?))"), append(args, c, c, after.ID)
 	}
-	q := "SELECT " + runColumns + " FROM runs"
+	q := "SELECT " + headerColumns + " FROM runs"
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -304,22 +507,24 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 	}
 	defer rows.Close()
 	page := &flux.RunPage{Runs: []*flux.Run{}}
-	var last row
 	n := 0
+	var last sqlstore.Header
 	for rows.Next() {
 		if n == size {
-			page.Next = flux.MakeCursor(&flux.Run{ID: last.id, CreatedAt: time.Unix(0, last.created)})
+			page.Next = driver.MakeCursor(&flux.Run{ID: last.ID, CreatedAt: sqlstore.Time(last.CreatedAt)})
 			break
 		}
-		if err := last.scan(rows); err != nil {
+		h, err := scanHeader(rows)
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: listing runs: %w", err)
 		}
 		n++
-		if run, err := last.run(); err != nil {
+		last = h
+		if err := checkHeader(&h); err != nil {
 			page.Corrupt = append(page.Corrupt, err)
-		} else {
-			page.Runs = append(page.Runs, run)
+			continue
 		}
+		page.Runs = append(page.Runs, sqlstore.RunOf(&h))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: listing runs: %w", err)

@@ -163,7 +163,8 @@ func finish(reqs []*request, err error) {
 // isOutcome reports whether err is an answer of the Storage contract, from
 // an op that wrote nothing, rather than a failure of the database.
 func isOutcome(err error) bool {
-	for _, e := range []error{flux.ErrConflict, flux.ErrLeaseLost, flux.ErrRunNotFound, flux.ErrRunExists, flux.ErrRunActive, flux.ErrCorrupt} {
+	for _, e := range []error{flux.ErrConflict, flux.ErrLeaseLost, flux.ErrRunNotFound, flux.ErrRunExists, flux.ErrRunActive,
+		flux.ErrCorrupt, flux.ErrRunFinished} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -175,14 +176,23 @@ func isOutcome(err error) bool {
 type writeStmts struct {
 	begin, commit, rollback *sql.Stmt
 
-	insert       *sql.Stmt
-	update       *sql.Stmt // with a new lease (or none)
-	updateKeep   *sql.Stmt // keeping the lease, returning it
-	versionOwner *sql.Stmt
-	selectRun    *sql.Stmt
-	claim        *sql.Stmt
-	expired      *sql.Stmt
-	extend       *sql.Stmt
+	insertRun, upsertNode, insertAttempt, upsertData *sql.Stmt
+	deleteData, deleteAttempts                       *sql.Stmt // of one node
+	dropNodes, dropAttempts, dropData                *sql.Stmt // of the nodes from an index on
+	updateRun                                        *sql.Stmt // compare-and-set, returning the lease
+	versionOwner                                     *sql.Stmt
+	selectHeader                                     *sql.Stmt
+	claim                                            *sql.Stmt
+	expired                                          *sql.Stmt
+	extend                                           *sql.Stmt
+	release                                          *sql.Stmt
+	cancel, clearInFlight, status                    *sql.Stmt
+}
+
+func (w *writeStmts) all() []**sql.Stmt {
+	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.upsertNode, &w.insertAttempt, &w.upsertData,
+		&w.deleteData, &w.deleteAttempts, &w.dropNodes, &w.dropAttempts, &w.dropData, &w.updateRun, &w.versionOwner,
+		&w.selectHeader, &w.claim, &w.expired, &w.extend, &w.release, &w.cancel, &w.clearInFlight, &w.status}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
@@ -193,24 +203,40 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.begin, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
-		{&w.insert, `INSERT INTO runs (id, workflow, status, version, owner, lease_until, created_at, updated_at, body)
-			VALUES (?, ?, ?, 1, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&w.insertRun, "INSERT INTO runs (" + headerColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`},
+		{&w.upsertNode, upsertNode},
+		{&w.insertAttempt, insertAttempt},
+		{&w.upsertData, upsertData},
+		{&w.deleteData, "DELETE FROM node_data WHERE run_id = ? AND idx = ?"},
+		{&w.deleteAttempts, "DELETE FROM attempts WHERE run_id = ? AND idx = ?"},
+		{&w.dropNodes, "DELETE FROM nodes WHERE run_id = ? AND idx >= ?"},
+		{&w.dropAttempts, "DELETE FROM attempts WHERE run_id = ? AND idx >= ?"},
+		{&w.dropData, "DELETE FROM node_data WHERE run_id = ? AND idx >= ?"},
+		// ?8 > 0 extends the stored owner's lease to ?9, ?8 < 0 releases it.
 		// Workflow and created_at are left alone: they are set by Create,
 		// and an UPDATE naming them rewrites their indexes too.
-		{&w.update, `UPDATE runs SET status = ?, version = version + 1, owner = ?, lease_until = ?, updated_at = ?, body = ?
-			WHERE id = ? AND version = ? AND owner IN (?, '')`},
-		{&w.updateKeep, `UPDATE runs SET status = ?, version = version + 1, owner = ?, updated_at = ?, body = ?
-			WHERE id = ? AND version = ? AND owner IN (?, '') RETURNING lease_until`},
+		{&w.updateRun, `UPDATE runs SET status = ?1, error = ?2, fingerprint = ?3, updated_at = ?4, finished_at = ?5,
+				nodes = ?6, done = ?10, attempts = ?11, failures = ?12, at_node = ?13, version = version + 1,
+				lease_until = CASE WHEN ?8 > 0 AND owner <> '' THEN ?9 WHEN ?8 < 0 THEN 0 ELSE lease_until END,
+				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
+			WHERE id = ?14 AND version = ?15 AND owner IN (?16, '') RETURNING lease_until, version`},
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
-		{&w.selectRun, "SELECT " + runColumns + " FROM runs WHERE id = ?"},
-		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ?"},
-		{&w.expired, `SELECT ` + runColumns + ` FROM runs
+		{&w.selectHeader, selectHeader},
+		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ? RETURNING version"},
+		{&w.expired, `SELECT ` + headerColumns + ` FROM runs
 			WHERE status IN ('pending', 'running') AND workflow IN (SELECT value FROM json_each(?4))
 			AND owner <> ?1
 			AND (owner = '' OR lease_until <= ?2 OR owner = ?3 OR substr(owner, 1, length(?3) + 1) = ?3 || '#')
 			ORDER BY created_at, id`},
 		{&w.extend, `UPDATE runs SET lease_until = ?
 			WHERE owner = ? AND id IN (SELECT value FROM json_each(?)) RETURNING id`},
+		{&w.release, "UPDATE runs SET owner = '', lease_until = 0, version = version + 1 WHERE id = ? AND owner = ? AND owner <> ''"},
+		{&w.cancel, `UPDATE runs SET status = 'cancelled', error = ?, updated_at = ?, finished_at = ?, owner = '', lease_until = 0,
+				version = version + 1
+			WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')`},
+		{&w.clearInFlight, "UPDATE nodes SET in_flight = 0 WHERE run_id = ? AND in_flight <> 0"},
+		{&w.status, "SELECT status FROM runs WHERE id = ?"},
 	} {
 		st, err := conn.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -224,9 +250,9 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 
 func (w *writeStmts) close() error {
 	var errs []error
-	for _, s := range []*sql.Stmt{w.begin, w.commit, w.rollback, w.insert, w.update, w.updateKeep, w.versionOwner, w.selectRun, w.claim, w.expired, w.extend} {
-		if s != nil {
-			errs = append(errs, s.Close())
+	for _, s := range w.all() {
+		if *s != nil {
+			errs = append(errs, (*s).Close())
 		}
 	}
 	return errors.Join(errs...)
