@@ -1,7 +1,6 @@
 package postgres_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -9,20 +8,21 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
 )
 
-// BenchmarkUpdate measures checkpoints: C goroutines, each advancing its own
-// leased run of three nodes with Update, as the engine does after each step.
-func BenchmarkUpdate(b *testing.B) {
+// BenchmarkCheckpoint measures checkpoints: C goroutines, each advancing its
+// own leased run of three nodes, as the engine does after each step.
+func BenchmarkCheckpoint(b *testing.B) {
 	for _, c := range []int{1, 32} {
 		b.Run(fmt.Sprintf("C=%d", c), func(b *testing.B) {
-			benchUpdate(b, c)
+			benchCheckpoint(b, c)
 		})
 	}
 }
 
-func benchUpdate(b *testing.B, concurrency int, opts ...postgres.Option) {
+func benchCheckpoint(b *testing.B, concurrency int, opts ...postgres.Option) {
 	s := openStore(b, opts...)
 	ctx := b.Context()
 	runs := make([]*flux.Run, concurrency)
@@ -34,9 +34,10 @@ func benchUpdate(b *testing.B, concurrency int, opts ...postgres.Option) {
 			{Name: "two", Kind: flux.KindStep, Status: flux.StatusPending},
 			{Name: "commit", Kind: flux.KindCommit, Status: flux.StatusPending},
 		}
-		if err := s.Create(ctx, r, time.Minute); err != nil {
+		if err := create(ctx, s, r, time.Minute); err != nil {
 			b.Fatal(err)
 		}
+		r.Version = 1
 		runs[i] = r
 	}
 	var next atomic.Int64
@@ -46,15 +47,22 @@ func benchUpdate(b *testing.B, concurrency int, opts ...postgres.Option) {
 	for _, r := range runs {
 		wg.Go(func() {
 			for n := next.Add(1); n <= int64(b.N); n = next.Add(1) {
-				st := &r.Steps[n%3]
-				st.Status = flux.StatusCompleted
-				st.Attempts = []flux.Attempt{{Number: 1, StartedAt: time.Now(), Duration: time.Microsecond}}
-				r.Data = json.RawMessage(fmt.Sprintf(`{"total":%d}`, n))
-				r.UpdatedAt = time.Now()
-				if err := s.Update(ctx, r, 0); err != nil {
+				i := int(n % 3)
+				now := time.Now()
+				p := driver.Patch{Offset: 9, Delete: 1, Insert: []byte(fmt.Sprint(n))}
+				w, err := s.Checkpoint(ctx, driver.CheckpointParams{ID: r.ID, Owner: r.Owner, Version: r.Version, Lease: time.Minute,
+					Header: &driver.Header{Status: flux.StatusRunning, UpdatedAt: now, Nodes: 3, Summary: flux.Summary{Nodes: 3, Attempts: int(n)}},
+					Nodes: []driver.NodeChange{
+						{Index: i, Name: r.Steps[i].Name, Kind: r.Steps[i].Kind, Status: flux.StatusCompleted, StartedAt: now, FinishedAt: now,
+							Attempts: []flux.Attempt{{Number: int(n), StartedAt: now, Duration: time.Microsecond}},
+							Data:     &driver.NodeData{Index: i, Patch: &p}},
+						{Index: (i + 1) % 3, Name: r.Steps[(i+1)%3].Name, Kind: r.Steps[(i+1)%3].Kind, Status: flux.StatusRunning, InFlight: now},
+					}})
+				if err != nil {
 					b.Error(err)
 					return
 				}
+				r.Version = w.Version
 			}
 		})
 	}
@@ -65,10 +73,10 @@ func benchUpdate(b *testing.B, concurrency int, opts ...postgres.Option) {
 	}
 }
 
-// BenchmarkUpdateWriters compares numbers of group-commit writers at
+// BenchmarkCheckpointWriters compares numbers of group-commit writers at
 // concurrency 32.
-func BenchmarkUpdateWriters(b *testing.B) {
+func BenchmarkCheckpointWriters(b *testing.B) {
 	for _, w := range []int{1, 2, 4, 8} {
-		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchUpdate(b, 32, postgres.Writers(w)) })
+		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchCheckpoint(b, 32, postgres.Writers(w)) })
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
 )
 
@@ -95,9 +96,9 @@ func TestEngineRecoversExpiredRun(t *testing.T) {
 	ctx := t.Context()
 	run := &flux.Run{
 		ID: "orphan", Workflow: "w1", Status: flux.StatusRunning, Owner: "dead-engine",
-		Input: []byte(`{"orderId":"o9"}`), Data: []byte(`{"validated":true}`),
+		Input: []byte(`{"orderId":"o9"}`), Data: []byte(`{}`),
 		Steps: []flux.StepState{
-			{Name: "validate", Kind: flux.KindStep, Status: flux.StatusCompleted, Data: []byte(`{"validated":true}`)},
+			{Name: "validate", Kind: flux.KindStep, Status: flux.StatusCompleted},
 			{Name: "reserve", Kind: flux.KindStep, Status: flux.StatusPending},
 			{Name: "notify", Kind: flux.KindCommit, Status: flux.StatusPending},
 		},
@@ -125,7 +126,8 @@ func TestEngineRecoversExpiredRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	run.Fingerprint = stored.Fingerprint
-	if err := s.Create(ctx, run, time.Hour); err != nil {
+	if _, err := s.Create(ctx, driver.CreateParams{Run: run, Lease: time.Hour,
+		Data: []driver.NodeData{{Index: 0, Snapshot: []byte(`{"validated":true}`)}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Register(w1); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
@@ -71,13 +72,13 @@ func openStore(t testing.TB, opts ...postgres.Option) *postgres.Store {
 	return s
 }
 
-// corrupter returns a function that makes the stored body of a run
+// corrupter returns a function that makes the stored input of a run
 // undecodable.
 func corrupter(s *postgres.Store) func(t *testing.T, id string) {
 	return func(t *testing.T, id string) {
 		t.Helper()
 		tag, err := s.Pool().Exec(t.Context(),
-			"UPDATE "+pgx.Identifier{s.SchemaName(), "runs"}.Sanitize()+" SET body = '\\x7b2262726f6b656e'::bytea WHERE id = $1", id)
+			"UPDATE "+pgx.Identifier{s.SchemaName(), "runs"}.Sanitize()+" SET input = '{broken'::bytea WHERE id = $1", id)
 		if err != nil {
 			t.Fatalf("corrupting run %s: %v", id, err)
 		}
@@ -91,10 +92,28 @@ func corrupter(s *postgres.Store) func(t *testing.T, id string) {
 func expireLease(t *testing.T, s *postgres.Store, id string) {
 	t.Helper()
 	_, err := s.Pool().Exec(t.Context(),
-		"UPDATE "+pgx.Identifier{s.SchemaName(), "runs"}.Sanitize()+" SET lease_until = now() - interval '1 second' WHERE id = $1", id)
+		"UPDATE "+pgx.Identifier{s.SchemaName(), "runs"}.Sanitize()+" SET lease_until = 1 WHERE id = $1", id)
 	if err != nil {
 		t.Fatalf("expiring lease of %s: %v", id, err)
 	}
+}
+
+// create creates run r with an owner's lease.
+func create(ctx context.Context, s flux.Storage, r *flux.Run, lease time.Duration) error {
+	_, err := s.Create(ctx, driver.CreateParams{Run: r, Lease: lease})
+	return err
+}
+
+// update checkpoints r's header and nodes at r.Version.
+func update(ctx context.Context, s flux.Storage, r *flux.Run, lease time.Duration) error {
+	p := driver.CheckpointParams{ID: r.ID, Owner: r.Owner, Version: r.Version, Lease: lease,
+		Header: &driver.Header{Status: r.Status, Error: r.Error, Fingerprint: r.Fingerprint, UpdatedAt: r.UpdatedAt, Nodes: len(r.Steps),
+			Summary: driver.Summarize(r.Steps)}}
+	for i, st := range r.Steps {
+		p.Nodes = append(p.Nodes, driver.NodeChange{Index: i, Name: st.Name, Kind: st.Kind, Status: st.Status})
+	}
+	_, err := s.Checkpoint(ctx, p)
+	return err
 }
 
 // dbNow is the database clock.

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flux-go/flux/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -107,6 +108,11 @@ func (s *Store) Migrate(ctx context.Context) error {
 			if _, err := tx.Conn().PgConn().Exec(ctx, m.sql).ReadAll(); err != nil {
 				return fmt.Errorf("migration %s: %w", m.name, err)
 			}
+			if step := goSteps[m.version]; step != nil {
+				if err := step(ctx, s, tx); err != nil {
+					return fmt.Errorf("migration %s: %w", m.name, err)
+				}
+			}
 			if _, err := tx.Exec(ctx, "INSERT INTO "+s.sql.migrations+" (version, name) VALUES ($1, $2)", m.version, m.name); err != nil {
 				return err
 			}
@@ -131,4 +137,97 @@ func (s *Store) lockKey() int64 {
 	h := fnv.New64a()
 	h.Write([]byte("flux/postgres migrate " + s.schema))
 	return int64(h.Sum64())
+}
+
+// goSteps are the parts of migrations that SQL alone cannot do, run after
+// the migration's SQL, in its transaction (search_path set to the schema).
+var goSteps = map[int]func(ctx context.Context, s *Store, tx pgx.Tx) error{
+	2: convert0001,
+}
+
+// convert0001 moves the runs of schema 0001, a JSON body each, into the
+// tables of schema 0002, a page at a time, then drops the old table. A run
+// whose body does not decode is kept as it was in corrupt_0001, for a person
+// to look at: nothing is lost.
+func convert0001(ctx context.Context, s *Store, tx pgx.Tx) error {
+	after := ""
+	converted := 0
+	for {
+		var runs []*sqlstore.Run0001
+		var corrupt [][2]any
+		rows, err := tx.Query(ctx, `SELECT id, workflow, status, version, owner,
+				coalesce((extract(epoch from lease_until) * 1000000)::bigint * 1000, 0), created_ns,
+				(extract(epoch from updated_at) * 1000000)::bigint * 1000, body
+			FROM runs_0001 WHERE id > $1 ORDER BY id LIMIT 500`, after)
+		if err != nil {
+			return err
+		}
+		var h sqlstore.Header
+		var body []byte
+		_, err = pgx.ForEachRow(rows, []any{&h.ID, &h.Workflow, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
+			&h.UpdatedAt, &body}, func() error {
+			after = h.ID
+			run, err := sqlstore.From0001(h, body)
+			if err != nil {
+				corrupt = append(corrupt, [2]any{h.ID, append([]byte(nil), body...)})
+				return nil
+			}
+			runs = append(runs, run)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		if len(runs) == 0 && len(corrupt) == 0 {
+			_, err := tx.Exec(ctx, "DROP TABLE runs_0001")
+			return err
+		}
+		for _, c := range corrupt {
+			if _, err := tx.Exec(ctx, "INSERT INTO corrupt_0001 (id, body) VALUES ($1, $2)", c[0], c[1]); err != nil {
+				return err
+			}
+		}
+		if len(runs) > 0 {
+			if _, err := tx.Exec(ctx, s.sql.insert0001, insert0001Args(runs)...); err != nil {
+				return err
+			}
+		}
+		for range runs {
+			converted++
+			sqlstore.Converted(converted)
+		}
+	}
+}
+
+// insert0001Args are the arrays of insert0001 for converted runs.
+func insert0001Args(runs []*sqlstore.Run0001) []any {
+	n := len(runs)
+	id, wf, fp, st, owner, errs, atNode := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	version, lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	input, initial := make([][]byte, n), make([][]byte, n)
+	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	var rows rowArrays
+	for i, r := range runs {
+		h := &r.Header
+		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
+		version[i], lease[i], created[i], updated[i], finished[i] = h.Version, h.LeaseUntil, h.CreatedAt, h.UpdatedAt, h.FinishedAt
+		input[i], initial[i] = h.Input, h.Initial
+		nodes[i], done[i], atts[i], fails[i] = int32(h.Nodes), int32(h.Done), int32(h.Attempts), int32(h.Failures)
+		for _, nd := range r.Nodes {
+			rows.node(h.ID, nd)
+		}
+		for _, a := range r.Attempts {
+			rows.aRun, rows.aIdx, rows.aNum = append(rows.aRun, h.ID), append(rows.aIdx, int32(a.Index)), append(rows.aNum, int32(a.Number))
+			rows.aStarted, rows.aDur = append(rows.aStarted, a.StartedAt), append(rows.aDur, a.Duration)
+			rows.aErr, rows.aStack, rows.aInterrupted = append(rows.aErr, a.Error), append(rows.aStack, a.Stack), append(rows.aInterrupted, a.Interrupted)
+		}
+		for _, d := range r.Data {
+			rows.dRun, rows.dIdx = append(rows.dRun, h.ID), append(rows.dIdx, int32(d.Index))
+			rows.dSnap, rows.dOff, rows.dDel, rows.dIns = append(rows.dSnap, d.Snapshot), append(rows.dOff, int32(d.Offset)),
+				append(rows.dDel, int32(d.Delete)), append(rows.dIns, d.Insert)
+		}
+	}
+	return append([]any{id, wf, fp, st, version, owner, lease, created, updated, finished, errs, input, initial,
+		nodes, done, atts, fails, atNode}, rows.args()...)
 }

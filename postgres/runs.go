@@ -5,17 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 )
 
-// leaseMicros turns a lease into the microseconds the SQL adds to now():
-// positive stays positive, so that a tiny lease still counts as one.
+// leaseMicros turns a lease into the microseconds the SQL adds to the
+// database's clock: positive stays positive, so that a tiny lease still
+// counts as one.
 func leaseMicros(d time.Duration) int64 {
 	switch {
 	case d < 0:
@@ -26,138 +28,298 @@ func leaseMicros(d time.Duration) int64 {
 	return max(1, d.Microseconds())
 }
 
-func leaseTime(t *time.Time) time.Time {
-	if t == nil {
-		return time.Time{}
-	}
-	return *t
+type scanner interface{ Scan(dest ...any) error }
+
+func scanHeader(s scanner) (sqlstore.Header, error) {
+	var h sqlstore.Header
+	err := s.Scan(&h.ID, &h.Workflow, &h.Fingerprint, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
+		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.AtNode)
+	return h, err
 }
 
-// Create implements [flux.Storage].
-func (s *Store) Create(ctx context.Context, run *flux.Run, lease time.Duration) error {
-	body, err := json.Marshal(run)
-	if err != nil {
-		return fmt.Errorf("postgres: encoding run %s: %w", run.ID, err)
+// checkHeader returns an error wrapping flux.ErrCorrupt if a header row
+// cannot be a run's.
+func checkHeader(h *sqlstore.Header) error {
+	if !json.Valid(h.Input) || !json.Valid(h.Initial) || h.Nodes < 0 {
+		return fmt.Errorf("postgres: run %s: %w: its stored input or data is not JSON", h.ID, flux.ErrCorrupt)
 	}
-	res := s.submit(ctx, &writeReq{
-		create: true, id: run.ID, workflow: run.Workflow, status: string(run.Status), newOwner: run.Owner,
-		lease: leaseMicros(lease), created: run.CreatedAt, updated: run.UpdatedAt, body: body,
-	})
-	switch {
-	case res.err != nil:
-		return fmt.Errorf("postgres: creating run %s: %w", run.ID, res.err)
-	case !res.applied:
-		return fmt.Errorf("%w: %s", flux.ErrRunExists, run.ID)
-	}
-	run.Version = 1
-	run.LeaseUntil = leaseTime(res.leaseUntil)
 	return nil
 }
 
-// Update implements [flux.Storage].
-func (s *Store) Update(ctx context.Context, run *flux.Run, lease time.Duration) error {
-	body, err := json.Marshal(run)
-	if err != nil {
-		return fmt.Errorf("postgres: encoding run %s: %w", run.ID, err)
+// Create implements [driver.Store].
+func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
+	r := p.Run
+	if r.ID == "" {
+		return driver.Written{}, errors.New("postgres: run has no ID")
 	}
-	owner := run.Owner
-	if lease < 0 {
-		owner = ""
+	if err := sqlstore.CheckRun(r); err != nil {
+		return driver.Written{}, fmt.Errorf("postgres: %w", err)
 	}
-	res := s.submit(ctx, &writeReq{
-		id: run.ID, version: run.Version, owner: run.Owner, newOwner: owner, status: string(run.Status),
-		lease: leaseMicros(lease), updated: run.UpdatedAt, body: body,
-	})
+	res := s.submit(ctx, &writeReq{create: &p})
 	switch {
 	case res.err != nil:
-		return fmt.Errorf("postgres: updating run %s: %w", run.ID, res.err)
+		return driver.Written{}, fmt.Errorf("postgres: creating run %s: %w", r.ID, res.err)
 	case !res.applied:
-		return s.whyNotUpdated(ctx, run)
+		return driver.Written{}, fmt.Errorf("%w: %s", flux.ErrRunExists, r.ID)
 	}
-	run.Version++
-	run.Owner = owner
-	run.LeaseUntil = leaseTime(res.leaseUntil)
-	return nil
+	return driver.Written{Version: 1, LeaseUntil: sqlstore.Time(res.leaseUntil)}, nil
 }
 
-// whyNotUpdated tells why the compare-and-set of run did not apply.
-func (s *Store) whyNotUpdated(ctx context.Context, run *flux.Run) error {
-	var version int64
-	var owner string
-	err := s.pool.QueryRow(ctx, s.sql.why, run.ID).Scan(&version, &owner)
+// Checkpoint implements [driver.Store].
+func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driver.Written, error) {
+	if p.Header == nil {
+		return driver.Written{}, fmt.Errorf("postgres: checkpoint of run %s without its header", p.ID)
+	}
+	h := p.Header
+	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt)); err != nil {
+		return driver.Written{}, fmt.Errorf("postgres: run %s: %w", p.ID, err)
+	}
+	for _, n := range p.Nodes {
+		if n.Index < 0 || n.Index >= h.Nodes {
+			return driver.Written{}, fmt.Errorf("postgres: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
+		}
+		if n.Replace {
+			return s.replace(ctx, p)
+		}
+	}
+	res := s.submit(ctx, &writeReq{checkpoint: &p})
+	switch {
+	case res.err != nil:
+		return driver.Written{}, fmt.Errorf("postgres: updating run %s: %w", p.ID, res.err)
+	case !res.applied:
+		return driver.Written{}, s.whyNot(ctx, p.ID, p.Version, p.Owner)
+	}
+	return driver.Written{Version: res.version, LeaseUntil: sqlstore.Time(res.leaseUntil)}, nil
+}
+
+// replace is a checkpoint that replaces nodes (the definition changed): it
+// drops their attempts and data first, in a transaction of its own.
+func (s *Store) replace(ctx context.Context, p driver.CheckpointParams) (driver.Written, error) {
+	if s.closed.Load() {
+		return driver.Written{}, errClosed
+	}
+	var w driver.Written
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, n := range p.Nodes {
+			if !n.Replace {
+				continue
+			}
+			for _, q := range []string{"DELETE FROM " + s.sql.attempts, "DELETE FROM " + s.sql.nodeData} {
+				if _, err := tx.Exec(ctx, q+" WHERE run_id = $1 AND idx = $2", p.ID, n.Index); err != nil {
+					return err
+				}
+			}
+		}
+		args := checkpointArgs([]*driver.CheckpointParams{&p})
+		rows, err := tx.Query(ctx, s.sql.checkpoint, args...)
+		if err != nil {
+			return err
+		}
+		applied := false
+		var until int64
+		_, err = pgx.ForEachRow(rows, []any{new(string), &until, &w.Version}, func() error { applied = true; return nil })
+		if err != nil {
+			return err
+		}
+		w.LeaseUntil = sqlstore.Time(until)
+		if !applied {
+			return s.whyNot(ctx, p.ID, p.Version, p.Owner)
+		}
+		return nil
+	})
+	if err != nil && !isFluxError(err) {
+		return driver.Written{}, fmt.Errorf("postgres: updating run %s: %w", p.ID, err)
+	}
+	return w, err
+}
+
+// whyNot tells why the compare-and-set of run id at version by owner did
+// not apply.
+func (s *Store) whyNot(ctx context.Context, id string, version int64, owner string) error {
+	var v int64
+	var o string
+	err := s.pool.QueryRow(ctx, s.sql.why, id).Scan(&v, &o)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return fmt.Errorf("%w: %q", flux.ErrRunNotFound, run.ID)
+		return fmt.Errorf("%w: %q", flux.ErrRunNotFound, id)
 	case err != nil:
-		return fmt.Errorf("postgres: updating run %s: the write did not apply, and reading why failed: %w", run.ID, err)
-	case owner != run.Owner && owner != "":
-		return fmt.Errorf("%w: run %s is owned by %s", flux.ErrLeaseLost, run.ID, owner)
-	case version != run.Version:
-		return fmt.Errorf("%w: run %s is at version %d, not %d", flux.ErrConflict, run.ID, version, run.Version)
+		return fmt.Errorf("postgres: updating run %s: the write did not apply, and reading why failed: %w", id, err)
+	case o != owner && o != "":
+		return fmt.Errorf("%w: run %s is owned by %s", flux.ErrLeaseLost, id, o)
+	case v != version:
+		return fmt.Errorf("%w: run %s is at version %d, not %d", flux.ErrConflict, id, v, version)
 	}
 	// It changed and changed back between the write and this read.
-	return fmt.Errorf("%w: run %s was changed by another writer during the update", flux.ErrConflict, run.ID)
+	return fmt.Errorf("%w: run %s was changed by another writer during the update", flux.ErrConflict, id)
 }
 
-// Get implements [flux.Storage].
-func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
+// read runs f in a read-only repeatable-read transaction: it sees one
+// state of the database.
+func (s *Store) read(ctx context.Context, f func(tx pgx.Tx) error) error {
 	if s.closed.Load() {
-		return nil, errClosed
+		return errClosed
 	}
-	rows, err := s.pool.Query(ctx, s.sql.get, id)
+	err := pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, f)
+	if err != nil && !isFluxError(err) {
+		return fmt.Errorf("postgres: reading: %w", err)
+	}
+	return err
+}
+
+// readRows reads the rows of the run of header h with q and assembles it.
+func (s *Store) readRows(ctx context.Context, q pgx.Tx, h *sqlstore.Header) (*flux.Run, error) {
+	if err := checkHeader(h); err != nil {
+		return nil, err
+	}
+	rows, err := q.Query(ctx, s.sql.nodeRows, h.ID)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: reading run %s: %w", id, err)
+		return nil, err
 	}
-	r, err := pgx.CollectExactlyOneRow(rows, scanRow)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return nil, fmt.Errorf("%w: %q", flux.ErrRunNotFound, id)
-	case err != nil:
-		return nil, fmt.Errorf("postgres: reading run %s: %w", id, err)
+	nodes, err := pgx.CollectRows(rows, scanNode)
+	if err != nil {
+		return nil, err
 	}
-	return r.decode()
-}
-
-// row is a stored run before its body is decoded.
-type row struct {
-	id         string
-	createdNS  int64
-	version    int64
-	owner      string
-	leaseUntil *time.Time
-	body       []byte
-}
-
-func scanRow(rows pgx.CollectableRow) (row, error) {
-	var r row
-	err := rows.Scan(&r.id, &r.createdNS, &r.version, &r.owner, &r.leaseUntil, &r.body)
-	return r, err
-}
-
-// decode returns the run, or an error wrapping flux.ErrCorrupt naming it.
-// The columns win over the body's copies of the same fields.
-func (r *row) decode() (*flux.Run, error) {
-	run := new(flux.Run)
-	if err := json.Unmarshal(r.body, run); err != nil {
-		return nil, fmt.Errorf("%w: run %s: stored body does not decode: %v", flux.ErrCorrupt, r.id, err)
+	rows, err = q.Query(ctx, s.sql.attemptRows, h.ID)
+	if err != nil {
+		return nil, err
 	}
-	run.ID, run.Version, run.Owner, run.LeaseUntil = r.id, r.version, r.owner, leaseTime(r.leaseUntil)
-	return run, nil
+	atts, err := pgx.CollectRows(rows, scanAttempt)
+	if err != nil {
+		return nil, err
+	}
+	rows, err = q.Query(ctx, s.sql.dataRows, h.ID, h.Nodes-1)
+	if err != nil {
+		return nil, err
+	}
+	datas, err := pgx.CollectRows(rows, scanData)
+	if err != nil {
+		return nil, err
+	}
+	return assemble(h, nodes, atts, datas)
 }
 
-// statuses are the statuses flux defines.
-var statuses = []flux.Status{
-	flux.StatusPending, flux.StatusRunning, flux.StatusWaiting, flux.StatusCompleted,
-	flux.StatusFailed, flux.StatusCancelled, flux.StatusSkipped,
+// assemble builds the run of header h from its rows.
+func assemble(h *sqlstore.Header, nodes []idNode, atts []idAttempt, datas []idData) (*flux.Run, error) {
+	if len(nodes) != h.Nodes {
+		return nil, fmt.Errorf("postgres: run %s: %w: it has %d nodes, %d are stored", h.ID, flux.ErrCorrupt, h.Nodes, len(nodes))
+	}
+	ns := make([]sqlstore.Node, len(nodes))
+	for i := range nodes {
+		ns[i] = nodes[i].Node
+	}
+	as := make([]sqlstore.Attempt, len(atts))
+	for i := range atts {
+		as[i] = atts[i].Attempt
+	}
+	ds := make([]sqlstore.Data, len(datas))
+	for i := range datas {
+		ds[i] = datas[i].Data
+	}
+	r, err := sqlstore.Assemble(h, ns, as, ds)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return r, nil
 }
 
-// List implements [flux.Storage]. Runs whose body does not decode are
+// Rows with the run they belong to.
+type (
+	idNode struct {
+		run string
+		sqlstore.Node
+	}
+	idAttempt struct {
+		run string
+		sqlstore.Attempt
+	}
+	idData struct {
+		run string
+		sqlstore.Data
+	}
+)
+
+func scanNode(row pgx.CollectableRow) (n idNode, err error) {
+	err = row.Scan(&n.run, &n.Index, &n.Name, &n.Kind, &n.Status, &n.StartedAt, &n.FinishedAt, &n.InFlight)
+	return n, err
+}
+
+func scanAttempt(row pgx.CollectableRow) (a idAttempt, err error) {
+	err = row.Scan(&a.run, &a.Index, &a.Number, &a.StartedAt, &a.Duration, &a.Error, &a.Stack, &a.Interrupted)
+	return a, err
+}
+
+func scanData(row pgx.CollectableRow) (d idData, err error) {
+	var off, del *int32
+	err = row.Scan(&d.run, &d.Index, &d.Snapshot, &off, &del, &d.Insert)
+	if off != nil {
+		d.Offset = int(*off)
+	}
+	if del != nil {
+		d.Delete = int(*del)
+	}
+	return d, err
+}
+
+// Get implements [driver.Store].
+func (s *Store) Get(ctx context.Context, id string) (*flux.Run, error) {
+	var run *flux.Run
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		h, err := scanHeader(tx.QueryRow(ctx, s.sql.header, id))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		run, err = s.readRows(ctx, tx, &h)
+		return err
+	})
+	return run, err
+}
+
+// NodeData implements [driver.Store].
+func (s *Store) NodeData(ctx context.Context, p driver.NodeDataParams) (json.RawMessage, error) {
+	var data json.RawMessage
+	err := s.read(ctx, func(tx pgx.Tx) error {
+		h, err := scanHeader(tx.QueryRow(ctx, s.sql.header, p.ID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if p.Index < -1 || p.Index >= h.Nodes {
+			return fmt.Errorf("%w: postgres: run %s has no node %d", errNoNode, p.ID, p.Index)
+		}
+		rows, err := tx.Query(ctx, s.sql.dataRows, p.ID, p.Index)
+		if err != nil {
+			return err
+		}
+		datas, err := pgx.CollectRows(rows, scanData)
+		if err != nil {
+			return err
+		}
+		ds := make([]sqlstore.Data, len(datas))
+		for i := range datas {
+			ds[i] = datas[i].Data
+		}
+		data, err = sqlstore.Rebuild(p.ID, h.Initial, ds)
+		return err
+	})
+	return data, err
+}
+
+// errNoNode marks an out-of-range node index, an answer rather than a
+// database failure.
+var errNoNode = errors.New("no such node")
+
+// List implements [driver.Store]. Runs whose header does not decode are
 // reported in RunPage.Corrupt and do not count towards the page size.
 func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
-	after, err := flux.ParseCursor(f.Cursor)
+	after, err := driver.ParseCursor(f.Cursor)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +343,7 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 		known := true
 		for i, x := range f.Status {
 			lits[i], all[i] = "'"+string(x)+"'", string(x)
-			known = known && slices.Contains(statuses, x)
+			known = known && slicesContains(driver.Statuses, x)
 		}
 		if known {
 			add("status IN (" + strings.Join(lits, ", ") + ")")
@@ -190,48 +352,48 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 		}
 	}
 	if !f.Since.IsZero() {
-		add("created_ns >= ?", f.Since.UnixNano())
+		add("created_at >= ?", sqlstore.Nanos(f.Since))
 	}
 	if !f.Until.IsZero() {
-		add("created_ns < ?", f.Until.UnixNano())
+		add("created_at < ?", sqlstore.Nanos(f.Until))
 	}
 	base := len(args)
 	size := f.PageSize()
 	page := &flux.RunPage{}
-	var last flux.Cursor // of the last run on the page, by its columns
+	var last driver.Cursor // of the last run on the page, by its columns
 	for {
-		q, qa := s.sql.list, slices.Clip(args)
-		w := where
+		q, qa := s.sql.list, append([]any(nil), args...)
+		w := append([]string(nil), where...)
 		if after != nil {
-			qa = append(qa, after.CreatedAt.UnixNano(), after.ID)
-			w = append(slices.Clip(w), fmt.Sprintf("(created_ns, id) < ($%d, $%d)", base+1, base+2))
+			qa = append(qa, sqlstore.Nanos(after.CreatedAt), after.ID)
+			w = append(w, fmt.Sprintf("(created_at, id) < ($%d, $%d)", base+1, base+2))
 		}
 		if len(w) > 0 {
 			q += " WHERE " + strings.Join(w, " AND ")
 		}
 		want := size - len(page.Runs) + 1
-		q += fmt.Sprintf(" ORDER BY created_ns DESC, id DESC LIMIT %d", want)
+		q += fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT %d", want)
 		rows, err := s.pool.Query(ctx, q, qa...)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: listing runs: %w", err)
 		}
-		got, err := pgx.CollectRows(rows, scanRow)
+		got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sqlstore.Header, error) { return scanHeader(row) })
 		if err != nil {
 			return nil, fmt.Errorf("postgres: listing runs: %w", err)
 		}
-		for _, r := range got {
+		for i := range got {
+			h := &got[i]
 			if len(page.Runs) == size {
 				// There is more: the next page starts after the last run.
-				page.Next = flux.MakeCursor(&flux.Run{ID: last.ID, CreatedAt: last.CreatedAt})
+				page.Next = driver.MakeCursor(&flux.Run{ID: last.ID, CreatedAt: last.CreatedAt})
 				return page, nil
 			}
-			after = &flux.Cursor{CreatedAt: time.Unix(0, r.createdNS), ID: r.id}
-			run, err := r.decode()
-			if err != nil {
+			after = &driver.Cursor{CreatedAt: sqlstore.Time(h.CreatedAt), ID: h.ID}
+			if err := checkHeader(h); err != nil {
 				page.Corrupt = append(page.Corrupt, err)
 				continue
 			}
-			page.Runs = append(page.Runs, run)
+			page.Runs = append(page.Runs, sqlstore.RunOf(h))
 			last = *after
 		}
 		if len(got) < want {
@@ -240,22 +402,27 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 	}
 }
 
-// Claim implements [flux.Storage]. A run that does not decode is not
+func slicesContains(ss []flux.Status, s flux.Status) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Claim implements [driver.Store]. A run that does not decode is not
 // claimed: the error wraps flux.ErrCorrupt.
-func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error) {
+func (s *Store) Claim(ctx context.Context, p driver.ClaimParams) (*flux.Run, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
 	var run *flux.Run
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, s.sql.claim, p.ID, p.Owner, leaseMicros(p.Lease), flux.OwnerEngine(p.Owner))
-		if err != nil {
-			return err
-		}
-		r, err := pgx.CollectExactlyOneRow(rows, scanRow)
+		h, err := scanHeader(tx.QueryRow(ctx, s.sql.claim, p.ID, p.Owner, leaseMicros(p.Lease), driver.OwnerEngine(p.Owner)))
 		if errors.Is(err, pgx.ErrNoRows) {
 			var owner string
-			var until *time.Time
+			var until int64
 			err = tx.QueryRow(ctx, s.sql.claimWhy, p.ID).Scan(&owner, &until)
 			if errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
@@ -264,12 +431,12 @@ func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error
 				return err
 			}
 			return fmt.Errorf("%w: run %s is leased by %s until %s", flux.ErrRunActive, p.ID, owner,
-				leaseTime(until).Format(time.RFC3339Nano))
+				sqlstore.Time(until).Format(time.RFC3339Nano))
 		}
 		if err != nil {
 			return err
 		}
-		run, err = r.decode()
+		run, err = s.readRows(ctx, tx, &h)
 		return err
 	})
 	if err != nil {
@@ -282,7 +449,8 @@ func (s *Store) Claim(ctx context.Context, p flux.ClaimParams) (*flux.Run, error
 }
 
 func isFluxError(err error) bool {
-	for _, e := range []error{flux.ErrRunNotFound, flux.ErrRunActive, flux.ErrCorrupt} {
+	for _, e := range []error{flux.ErrRunNotFound, flux.ErrRunActive, flux.ErrCorrupt, flux.ErrConflict, flux.ErrLeaseLost,
+		flux.ErrRunFinished, errNoNode} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -290,72 +458,67 @@ func isFluxError(err error) bool {
 	return false
 }
 
-// ClaimExpired implements [flux.Storage]. Runs that do not decode are left
-// alone (List reports them).
-func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]*flux.Run, error) {
+// ClaimExpired implements [driver.Store]. Runs that do not decode are left
+// alone and reported.
+func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
+	out := &driver.ClaimedRuns{}
 	if len(p.Workflows) == 0 {
-		return nil, nil
+		return out, nil
 	}
-	var limit *int
-	if p.Limit > 0 {
-		limit = &p.Limit
+	limit := p.Limit
+	if limit <= 0 {
+		limit = 1 << 30
 	}
-	var out []*flux.Run
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out = out[:0]
-		byID := map[string]*flux.Run{}
-		seen := []string{} // rows this transaction already locked
-		for {
-			rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, seen, limit, p.Owner, flux.OwnerEngine(p.Owner))
-			if err != nil {
-				return err
-			}
-			var id string
-			var body []byte
-			n, bad := 0, false
-			_, err = pgx.ForEachRow(rows, []any{&id, &body}, func() error {
-				n++
-				seen = append(seen, id)
-				r := row{id: id, body: body}
-				run, err := r.decode()
-				if err != nil {
-					bad = true
-				} else {
-					byID[id] = run
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if !bad || limit == nil || n < *limit {
-				break
-			}
-			// Fill the places of the corrupt runs.
-			left := p.Limit - len(byID)
-			limit = &left
+		out.Runs, out.Corrupt = out.Runs[:0], out.Corrupt[:0]
+		rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, limit, p.Owner, driver.OwnerEngine(p.Owner))
+		if err != nil {
+			return err
 		}
-		if len(byID) == 0 {
+		heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sqlstore.Header, error) { return scanHeader(row) })
+		if err != nil || len(heads) == 0 {
+			return err
+		}
+		ids := make([]string, len(heads))
+		for i := range heads {
+			ids[i] = heads[i].ID
+		}
+		nodes, atts, datas, err := s.readMany(ctx, tx, ids)
+		if err != nil {
+			return err
+		}
+		var good []string
+		byID := map[string]*flux.Run{}
+		for i := range heads {
+			h := &heads[i]
+			var run *flux.Run
+			err := checkHeader(h)
+			if err == nil {
+				run, err = assemble(h, nodes[h.ID], atts[h.ID], datas[h.ID])
+			}
+			if err != nil {
+				out.Corrupt = append(out.Corrupt, err)
+				continue
+			}
+			good = append(good, h.ID)
+			byID[h.ID] = run
+		}
+		if len(good) == 0 {
 			return nil
 		}
-		ids := make([]string, 0, len(byID))
-		for id := range byID {
-			ids = append(ids, id)
-		}
-		rows, err := tx.Query(ctx, s.sql.claimIDs, ids, p.Owner, leaseMicros(p.Lease))
+		rows, err = tx.Query(ctx, s.sql.claimIDs, good, p.Owner, leaseMicros(p.Lease))
 		if err != nil {
 			return err
 		}
 		var id string
-		var version int64
-		var until *time.Time
+		var version, until int64
 		_, err = pgx.ForEachRow(rows, []any{&id, &version, &until}, func() error {
 			run := byID[id]
-			run.Owner, run.Version, run.LeaseUntil = p.Owner, version, leaseTime(until)
-			out = append(out, run)
+			run.Owner, run.Version, run.LeaseUntil = p.Owner, version, sqlstore.Time(until)
+			out.Runs = append(out.Runs, run)
 			return nil
 		})
 		return err
@@ -366,8 +529,47 @@ func (s *Store) ClaimExpired(ctx context.Context, p flux.ClaimExpiredParams) ([]
 	return out, nil
 }
 
-// Extend implements [flux.Storage].
-func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, error) {
+// readMany reads the rows of runs ids, by run.
+func (s *Store) readMany(ctx context.Context, tx pgx.Tx, ids []string) (map[string][]idNode, map[string][]idAttempt, map[string][]idData, error) {
+	nodes, atts, datas := map[string][]idNode{}, map[string][]idAttempt{}, map[string][]idData{}
+	rows, err := tx.Query(ctx, s.sql.manyNodes, ids)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ns, err := pgx.CollectRows(rows, scanNode)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, n := range ns {
+		nodes[n.run] = append(nodes[n.run], n)
+	}
+	rows, err = tx.Query(ctx, s.sql.manyAttempts, ids)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	as, err := pgx.CollectRows(rows, scanAttempt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, a := range as {
+		atts[a.run] = append(atts[a.run], a)
+	}
+	rows, err = tx.Query(ctx, s.sql.manyData, ids)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ds, err := pgx.CollectRows(rows, scanData)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, d := range ds {
+		datas[d.run] = append(datas[d.run], d)
+	}
+	return nodes, atts, datas, nil
+}
+
+// Extend implements [driver.Store].
+func (s *Store) Extend(ctx context.Context, p driver.ExtendParams) ([]string, error) {
 	if s.closed.Load() {
 		return nil, errClosed
 	}
@@ -384,9 +586,103 @@ func (s *Store) Extend(ctx context.Context, p flux.ExtendParams) ([]string, erro
 	}
 	var lost []string
 	for _, id := range p.IDs {
-		if !slices.Contains(kept, id) {
+		if !slicesContainsString(kept, id) || p.Owner == "" {
 			lost = append(lost, id)
 		}
 	}
 	return lost, nil
+}
+
+func slicesContainsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Release implements [driver.Store].
+func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	tag, err := s.pool.Exec(ctx, s.sql.release, p.ID, p.Owner)
+	if err != nil {
+		return fmt.Errorf("postgres: releasing run %s: %w", p.ID, err)
+	}
+	if tag.RowsAffected() == 1 {
+		return nil
+	}
+	var v int64
+	var o string
+	if err := s.pool.QueryRow(ctx, s.sql.why, p.ID).Scan(&v, &o); errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+	}
+	return fmt.Errorf("%w: run %s is owned by %q, not %q", flux.ErrLeaseLost, p.ID, o, p.Owner)
+}
+
+// Cancel implements [driver.Store].
+func (s *Store) Cancel(ctx context.Context, p driver.CancelParams) error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, s.sql.cancel, p.ID, p.Error, sqlstore.Nanos(p.At))
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 1 {
+			_, err := tx.Exec(ctx, s.sql.clearFlight, p.ID)
+			return err
+		}
+		var st string
+		switch err := tx.QueryRow(ctx, s.sql.status, p.ID).Scan(&st); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("%w: %q", flux.ErrRunNotFound, p.ID)
+		case err != nil:
+			return err
+		case st == string(flux.StatusCancelled):
+			return nil
+		}
+		return fmt.Errorf("%w: cannot cancel run %s: it is %s", flux.ErrRunFinished, p.ID, st)
+	})
+	if err != nil && !isFluxError(err) {
+		return fmt.Errorf("postgres: cancelling run %s: %w", p.ID, err)
+	}
+	return err
+}
+
+// Prune implements [driver.Store].
+func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
+	if s.closed.Load() {
+		return 0, errClosed
+	}
+	n := 0
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		except := p.Except
+		if except == nil {
+			except = []string{}
+		}
+		rows, err := tx.Query(ctx, s.sql.pruneIDs, string(p.Status), sqlstore.Nanos(p.FinishedBefore), p.Workflow, except, p.PruneLimit())
+		if err != nil {
+			return err
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		for _, q := range []string{s.sql.deleteNodes, s.sql.deleteAttempts, s.sql.deleteND} {
+			if _, err := tx.Exec(ctx, q, ids); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, "DELETE FROM "+s.sql.runs+" WHERE id = ANY($1)", ids)
+		n = int(tag.RowsAffected())
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: pruning runs: %w", err)
+	}
+	return n, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/sqlstore"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -25,27 +27,25 @@ const batchTimeout = time.Minute
 // errClosed is the error of a write to a closed store.
 var errClosed = fmt.Errorf("postgres: store is closed: %w", flux.ErrClosed)
 
-// writeReq is one Create or Update waiting for a group commit.
+// writeReq is one Create or Checkpoint waiting for a group commit.
 type writeReq struct {
-	create bool
-	id     string
-	// version and owner are the compare-and-set condition of an update.
-	version  int64
-	owner    string
-	newOwner string // an update's new owner; a create's owner
-	workflow string // of a create
-	status   string
-	lease    int64 // microseconds, as leaseMicros
-	created  time.Time
-	updated  time.Time
-	body     []byte
+	create     *driver.CreateParams
+	checkpoint *driver.CheckpointParams
 
 	done chan writeRes // buffered, receives exactly one result
 }
 
+func (r *writeReq) id() string {
+	if r.create != nil {
+		return r.create.Run.ID
+	}
+	return r.checkpoint.ID
+}
+
 type writeRes struct {
-	applied    bool // false: the create's ID was taken, or the update's condition failed
-	leaseUntil *time.Time
+	applied    bool // false: the create's ID was taken, or the checkpoint's condition failed
+	leaseUntil int64
+	version    int64
 	err        error
 }
 
@@ -125,20 +125,20 @@ func (s *Store) exec(batch []*writeReq) error {
 	// order and do not deadlock. (Should the server still abort a batch,
 	// commit retries its writes one by one.)
 	slices.SortStableFunc(batch, func(a, b *writeReq) int {
-		if a.create != b.create {
-			if a.create {
+		if (a.create != nil) != (b.create != nil) {
+			if a.create != nil {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Compare(a.id, b.id)
+		return cmp.Compare(a.id(), b.id())
 	})
-	// One statement affects a row once, so writes to the same run (a
-	// cancel racing a checkpoint, say) go in later statements, in order.
+	// One statement affects a row once, so writes to the same run go in
+	// later statements, in order.
 	var stmts [][]*writeReq
 	for i := 0; i < len(batch); {
 		j := i + 1
-		for j < len(batch) && batch[j].create == batch[i].create {
+		for j < len(batch) && (batch[j].create != nil) == (batch[i].create != nil) {
 			j++
 		}
 		stmts = appendRounds(stmts, batch[i:j])
@@ -149,15 +149,18 @@ func (s *Store) exec(batch []*writeReq) error {
 	defer cancel()
 	b := &pgx.Batch{}
 	for _, st := range stmts {
-		switch r := st[0]; {
-		case len(st) == 1 && r.create:
-			b.Queue(s.sql.createOne, r.id, r.workflow, r.status, r.newOwner, r.lease, r.created, r.created.UnixNano(), r.updated, r.body)
-		case len(st) == 1:
-			b.Queue(s.sql.updateOne, r.id, r.version, r.owner, r.status, r.newOwner, r.lease, r.updated, r.body)
-		case r.create:
-			b.Queue(s.sql.create, createArgs(st)...)
-		default:
-			b.Queue(s.sql.update, updateArgs(st)...)
+		if st[0].create != nil {
+			ps := make([]*driver.CreateParams, len(st))
+			for i, r := range st {
+				ps[i] = r.create
+			}
+			b.Queue(s.sql.create, createArgs(ps)...)
+		} else {
+			ps := make([]*driver.CheckpointParams, len(st))
+			for i, r := range st {
+				ps[i] = r.checkpoint
+			}
+			b.Queue(s.sql.checkpoint, checkpointArgs(ps)...)
 		}
 	}
 	br := s.pool.SendBatch(ctx, b)
@@ -166,16 +169,16 @@ func (s *Store) exec(batch []*writeReq) error {
 	for _, st := range stmts {
 		byID := make(map[string]*writeReq, len(st))
 		for _, r := range st {
-			byID[r.id] = r
+			byID[r.id()] = r
 			res[r] = writeRes{}
 		}
 		rows, qerr := br.Query()
 		if qerr == nil {
 			var id string
-			var lu *time.Time
-			_, qerr = pgx.ForEachRow(rows, []any{&id, &lu}, func() error {
+			var until, version int64
+			_, qerr = pgx.ForEachRow(rows, []any{&id, &until, &version}, func() error {
 				if r := byID[id]; r != nil {
-					res[r] = writeRes{applied: true, leaseUntil: lu}
+					res[r] = writeRes{applied: true, leaseUntil: until, version: version}
 				}
 				return nil
 			})
@@ -192,7 +195,7 @@ func (s *Store) exec(batch []*writeReq) error {
 	}
 	created := 0
 	for r, v := range res {
-		if r.create && v.applied {
+		if r.create != nil && v.applied {
 			created++
 		}
 		r.done <- v
@@ -214,7 +217,7 @@ const (
 // each time the number of runs this store created doubles, up to
 // lastAnalyze. The cached plans of a connection were made when the table was
 // small, often with sequential scans that grow slower with every run; an
-// ANALYZE invalidates them so they are made again, with the primary key.
+// ANALYZE invalidates them so they are made again, with the primary keys.
 // Autovacuum does the same, but only every minute or so, and a new table
 // fills faster than that.
 func (s *Store) maybeAnalyze(created int64) {
@@ -230,7 +233,7 @@ func (s *Store) maybeAnalyze(created int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
 		// Best effort: without the right to analyze, autovacuum will do.
-		_, _ = s.pool.Exec(ctx, "ANALYZE "+s.sql.runs)
+		_, _ = s.pool.Exec(ctx, "ANALYZE "+s.sql.runs+", "+s.sql.nodes+", "+s.sql.attempts+", "+s.sql.nodeData)
 	}()
 }
 
@@ -240,7 +243,7 @@ func appendRounds(stmts [][]*writeReq, writes []*writeReq) [][]*writeReq {
 	for len(writes) > 0 {
 		var round, rest []*writeReq
 		for i, r := range writes {
-			if i > 0 && r.id == writes[i-1].id {
+			if i > 0 && r.id() == writes[i-1].id() {
 				rest = append(rest, r)
 			} else {
 				round = append(round, r)
@@ -252,29 +255,109 @@ func appendRounds(stmts [][]*writeReq, writes []*writeReq) [][]*writeReq {
 	return stmts
 }
 
-func createArgs(rs []*writeReq) []any {
-	n := len(rs)
-	id, wf, st, owner := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	lease, ns := make([]int64, n), make([]int64, n)
-	created, updated := make([]time.Time, n), make([]time.Time, n)
-	body := make([][]byte, n)
-	for i, r := range rs {
-		id[i], wf[i], st[i], owner[i] = r.id, r.workflow, r.status, r.newOwner
-		lease[i], ns[i] = r.lease, r.created.UnixNano()
-		created[i], updated[i], body[i] = r.created, r.updated, r.body
-	}
-	return []any{id, wf, st, owner, lease, created, ns, updated, body}
+// rowArrays are the node, attempt and data rows of a statement, as the
+// arrays its unnest takes.
+type rowArrays struct {
+	nRun, nName, nKind, nStatus  []string
+	nIdx                         []int32
+	nStarted, nFinished, nFlight []int64
+	aRun, aErr, aStack           []string
+	aIdx, aNum                   []int32
+	aStarted, aDur               []int64
+	aInterrupted                 []bool
+	dRun                         []string
+	dIdx, dOff, dDel             []int32
+	dSnap, dIns                  [][]byte
+	xRun                         []string
+	xIdx                         []int32
 }
 
-func updateArgs(rs []*writeReq) []any {
-	n := len(rs)
-	id, owner, st, newOwner := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	version, lease := make([]int64, n), make([]int64, n)
-	updated := make([]time.Time, n)
-	body := make([][]byte, n)
-	for i, r := range rs {
-		id[i], version[i], owner[i], st[i], newOwner[i] = r.id, r.version, r.owner, r.status, r.newOwner
-		lease[i], updated[i], body[i] = r.lease, r.updated, r.body
+func (a *rowArrays) node(run string, n sqlstore.Node) {
+	a.nRun, a.nIdx, a.nName, a.nKind, a.nStatus = append(a.nRun, run), append(a.nIdx, int32(n.Index)), append(a.nName, n.Name),
+		append(a.nKind, n.Kind), append(a.nStatus, n.Status)
+	a.nStarted, a.nFinished, a.nFlight = append(a.nStarted, n.StartedAt), append(a.nFinished, n.FinishedAt), append(a.nFlight, n.InFlight)
+}
+
+func (a *rowArrays) attempts(run string, i int, atts []driver.Attempt) {
+	for k := range atts {
+		t := sqlstore.AttemptOf(i, &atts[k])
+		a.aRun, a.aIdx, a.aNum = append(a.aRun, run), append(a.aIdx, int32(i)), append(a.aNum, int32(t.Number))
+		a.aStarted, a.aDur = append(a.aStarted, t.StartedAt), append(a.aDur, t.Duration)
+		a.aErr, a.aStack, a.aInterrupted = append(a.aErr, t.Error), append(a.aStack, t.Stack), append(a.aInterrupted, t.Interrupted)
 	}
-	return []any{id, version, owner, st, newOwner, lease, updated, body}
+}
+
+func (a *rowArrays) data(run string, nd *driver.NodeData) {
+	d := sqlstore.DataOf(nd)
+	a.dRun, a.dIdx = append(a.dRun, run), append(a.dIdx, int32(d.Index))
+	if d.Snapshot != nil {
+		a.dSnap, a.dOff, a.dDel, a.dIns = append(a.dSnap, d.Snapshot), append(a.dOff, 0), append(a.dDel, 0), append(a.dIns, nil)
+	} else {
+		a.dSnap, a.dOff, a.dDel, a.dIns = append(a.dSnap, nil), append(a.dOff, int32(d.Offset)), append(a.dDel, int32(d.Delete)), append(a.dIns, d.Insert)
+	}
+}
+
+func (a *rowArrays) drop(run string, i int) {
+	a.xRun, a.xIdx = append(a.xRun, run), append(a.xIdx, int32(i))
+}
+
+func (a *rowArrays) args() []any {
+	return []any{a.nRun, a.nIdx, a.nName, a.nKind, a.nStatus, a.nStarted, a.nFinished, a.nFlight,
+		a.aRun, a.aIdx, a.aNum, a.aStarted, a.aDur, a.aErr, a.aStack, a.aInterrupted,
+		a.dRun, a.dIdx, a.dSnap, a.dOff, a.dDel, a.dIns, a.xRun, a.xIdx}
+}
+
+func createArgs(ps []*driver.CreateParams) []any {
+	n := len(ps)
+	id, wf, fp, st, owner, errs, atNode := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n), make([]string, n)
+	lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	input, initial := make([][]byte, n), make([][]byte, n)
+	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	var rows rowArrays
+	for i, p := range ps {
+		h := sqlstore.HeaderOf(p.Run)
+		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
+		lease[i], created[i], updated[i], finished[i] = leaseMicros(p.Lease), h.CreatedAt, h.UpdatedAt, h.FinishedAt
+		input[i], initial[i] = h.Input, h.Initial
+		nodes[i], done[i], atts[i], fails[i] = int32(h.Nodes), int32(h.Done), int32(h.Attempts), int32(h.Failures)
+		for k := range p.Run.Steps {
+			rows.node(h.ID, sqlstore.NodeOf(k, &p.Run.Steps[k]))
+			rows.attempts(h.ID, k, p.Run.Steps[k].Attempts)
+		}
+		for k := range p.Data {
+			rows.data(h.ID, &p.Data[k])
+		}
+	}
+	return append([]any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, atNode},
+		rows.args()...)
+}
+
+func checkpointArgs(ps []*driver.CheckpointParams) []any {
+	n := len(ps)
+	id, owner, st, errs, fp, atNode := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
+		make([]string, n), make([]string, n)
+	version, updated, finished, lease := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	var rows rowArrays
+	for i, p := range ps {
+		h := p.Header
+		id[i], version[i], owner[i], st[i], errs[i], fp[i] = p.ID, p.Version, p.Owner, string(h.Status), h.Error, h.Fingerprint
+		updated[i], finished[i], lease[i] = sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt), leaseMicros(p.Lease)
+		nodes[i], done[i], atts[i], fails[i], atNode[i] = int32(h.Nodes), int32(h.Summary.Done), int32(h.Summary.Attempts),
+			int32(h.Summary.Failures), h.Summary.Node
+		for k := range p.Nodes {
+			c := &p.Nodes[k]
+			rows.node(p.ID, sqlstore.NodeChangeOf(c))
+			rows.attempts(p.ID, c.Index, c.Attempts)
+			switch {
+			case c.Data != nil:
+				rows.data(p.ID, c.Data)
+			case c.Reset || c.Replace:
+				rows.drop(p.ID, c.Index)
+			}
+		}
+	}
+	return append([]any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease},
+		rows.args()...)
 }

@@ -3,6 +3,8 @@ package postgres
 import (
 	"slices"
 	"testing"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // TestAppendRounds: writes to one run go in successive statements, in the
@@ -11,13 +13,13 @@ func TestAppendRounds(t *testing.T) {
 	t.Parallel()
 	var writes []*writeReq
 	for i, id := range []string{"a", "a", "b", "c", "c", "c"} {
-		writes = append(writes, &writeReq{id: id, version: int64(i)})
+		writes = append(writes, &writeReq{checkpoint: &driver.CheckpointParams{ID: id, Version: int64(i)}})
 	}
 	var got [][]int64
 	for _, round := range appendRounds(nil, writes) {
 		var vs []int64
 		for _, r := range round {
-			vs = append(vs, r.version)
+			vs = append(vs, r.checkpoint.Version)
 		}
 		got = append(got, vs)
 	}

@@ -149,6 +149,7 @@ var goSteps = map[int]func(ctx context.Context, db execer) error{
 // person to look at: nothing is lost.
 func convert0001(ctx context.Context, db execer) error {
 	var after int64
+	converted := 0
 	for {
 		rows, err := db.QueryContext(ctx, `SELECT rowid, id, workflow, status, version, owner, lease_until, created_at, updated_at, body
 			FROM runs_0001 WHERE rowid > ? ORDER BY rowid LIMIT 500`, after)
@@ -187,6 +188,8 @@ func convert0001(ctx context.Context, db execer) error {
 			if err := insertRows(ctx, db, &run.Header, run.Nodes, run.Attempts, run.Data); err != nil {
 				return fmt.Errorf("run %s: %w", o.h.ID, err)
 			}
+			converted++
+			sqlstore.Converted(converted)
 		}
 	}
 }

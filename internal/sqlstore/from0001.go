@@ -86,3 +86,14 @@ func From0001(h Header, body []byte) (*Run0001, error) {
 		sum.Nodes, sum.Done, sum.Attempts, sum.Failures, sum.Node
 	return out, nil
 }
+
+// MigrationHook, when set (by tests), is called by the conversion of schema
+// 0001 after each run it converted, with their count so far.
+var MigrationHook func(converted int)
+
+// Converted calls MigrationHook.
+func Converted(n int) {
+	if MigrationHook != nil {
+		MigrationHook(n)
+	}
+}
