@@ -91,10 +91,7 @@ func (r *runner[In, Data]) touch(i int) *StepState {
 func (r *runner[In, Data]) addAttempt(i int, a Attempt) {
 	st := r.touch(i)
 	st.Attempts = append(st.Attempts, a)
-	r.run.Summary.Attempts++
-	if a.Error != "" && !a.Interrupted {
-		r.run.Summary.Failures++
-	}
+	r.run.Summary.Add(a)
 }
 
 // setData records the data after node i, which just completed: the run's

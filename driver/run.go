@@ -2,6 +2,7 @@ package driver
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -78,8 +79,9 @@ type Run struct {
 type Summary struct {
 	Nodes    int `json:"nodes"`    // in the run's definition
 	Done     int `json:"done"`     // completed or skipped
-	Attempts int `json:"attempts"` // recorded, of every node, interrupted ones included
-	Failures int `json:"failures"` // attempts that ended with an error, not interrupted
+	Attempts    int `json:"attempts"`    // recorded, of every node, interrupted ones included
+	Failures    int `json:"failures"`    // attempts that ended with an error, not interrupted
+	Interrupted int `json:"interrupted"` // attempts cut off before their handler returned
 	// Node is the node the run is at: in flight, failed, or the last one
 	// that ran.
 	Node string `json:"node,omitempty"`
@@ -176,12 +178,7 @@ func Summarize(steps []StepState) Summary {
 		if st.Status.Done() {
 			s.Done++
 		}
-		for _, a := range st.Attempts {
-			s.Attempts++
-			if a.Error != "" && !a.Interrupted {
-				s.Failures++
-			}
-		}
+		s.count(st.Attempts)
 		switch {
 		case !st.InFlight.IsZero(), st.Status == StatusFailed, st.Status == StatusRunning:
 			s.Node = st.Name
@@ -201,12 +198,26 @@ func countRest(s Summary, steps []StepState) Summary {
 		if st.Status.Done() {
 			s.Done++
 		}
-		for _, a := range st.Attempts {
-			s.Attempts++
-			if a.Error != "" && !a.Interrupted {
-				s.Failures++
-			}
-		}
+		s.count(st.Attempts)
 	}
 	return s
+}
+
+func (s *Summary) count(atts []Attempt) {
+	for _, a := range atts {
+		s.Add(a)
+	}
+}
+
+// Add counts attempt a.
+func (s *Summary) Add(a Attempt) {
+	s.Attempts++
+	switch {
+	case a.Interrupted || strings.HasPrefix(a.Error, "interrupted: "):
+		// Records written before Attempt.Interrupted existed say so only
+		// by the prefix of the error.
+		s.Interrupted++
+	case a.Error != "":
+		s.Failures++
+	}
 }

@@ -206,10 +206,11 @@ func insert0001Args(runs []*sqlstore.Run0001) []any {
 		make([]string, n), make([]string, n), make([]string, n)
 	version, lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	input, initial := make([][]byte, n), make([][]byte, n)
-	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	var rows rowArrays
 	for i, r := range runs {
 		h := &r.Header
+		intr[i] = int32(h.Interrupted)
 		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
 		version[i], lease[i], created[i], updated[i], finished[i] = h.Version, h.LeaseUntil, h.CreatedAt, h.UpdatedAt, h.FinishedAt
 		input[i], initial[i] = h.Input, h.Initial
@@ -229,5 +230,5 @@ func insert0001Args(runs []*sqlstore.Run0001) []any {
 		}
 	}
 	return append([]any{id, wf, fp, st, version, owner, lease, created, updated, finished, errs, input, initial,
-		nodes, done, atts, fails, atNode}, rows.args()...)
+		nodes, done, atts, fails, intr, atNode}, rows.args()...)
 }

@@ -7,7 +7,7 @@ import (
 
 // headerColumns are the columns of runs, in the order scanHeader reads them.
 const headerColumns = `id, workflow, fingerprint, status, version, owner, lease_until, created_at, updated_at, finished_at,
-	error, input, initial_data, nodes, done, attempts, failures, at_node`
+	error, input, initial_data, nodes, done, attempts, failures, interrupted, at_node`
 
 // nowNS is the database's clock in Unix nanoseconds (to the microsecond):
 // every lease is computed from it, so the engines sharing a database need
@@ -65,17 +65,17 @@ func makeQueries(schema string) queries {
 		create: r(`WITH v AS (
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[],
 				$8::bigint[], $9::bigint[], $10::text[], $11::bytea[], $12::bytea[], $13::int[], $14::int[], $15::int[],
-				$16::int[], $17::text[])
+				$16::int[], $17::int[], $18::text[])
 				AS v(id, workflow, fingerprint, status, owner, lease, created_at, updated_at, finished_at, error, input,
-					initial_data, nodes, done, attempts, failures, at_node)),
+					initial_data, nodes, done, attempts, failures, interrupted, at_node)),
 		ins AS (INSERT INTO {runs} ({header})
 			SELECT v.id, v.workflow, v.fingerprint, v.status, 1, v.owner,
 				CASE WHEN v.owner <> '' THEN {now} + v.lease * 1000 ELSE 0 END,
 				v.created_at, v.updated_at, v.finished_at, v.error, v.input, v.initial_data, v.nodes, v.done,
-				v.attempts, v.failures, v.at_node
+				v.attempts, v.failures, v.interrupted, v.at_node
 			FROM v
 			ON CONFLICT (id) DO NOTHING
-			RETURNING id, lease_until, version)`) + rowWrites("ins", 18) + `
+			RETURNING id, lease_until, version)`) + rowWrites("ins", 19) + `
 		SELECT id, lease_until, version FROM ins`,
 		// A group commit's checkpoints: compare-and-set on each header,
 		// then the rows of the runs whose header was written. $18 > 0
@@ -83,12 +83,13 @@ func makeQueries(schema string) queries {
 		// the run's node count on are dropped.
 		checkpoint: r(`WITH v AS (
 			SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[],
-				$8::bigint[], $9::int[], $10::int[], $11::int[], $12::int[], $13::text[], $14::bigint[])
+				$8::bigint[], $9::int[], $10::int[], $11::int[], $12::int[], $13::text[], $14::bigint[], $15::int[])
 				AS v(id, version, owner, status, error, fingerprint, updated_at, finished_at, nodes, done, attempts,
-					failures, at_node, lease)),
+					failures, at_node, lease, interrupted)),
 		up AS (UPDATE {runs} x SET status = v.status, error = v.error, fingerprint = v.fingerprint,
 				updated_at = v.updated_at, finished_at = v.finished_at, nodes = v.nodes, done = v.done,
-				attempts = v.attempts, failures = v.failures, at_node = v.at_node, version = x.version + 1,
+				attempts = v.attempts, failures = v.failures, interrupted = v.interrupted, at_node = v.at_node,
+				version = x.version + 1,
 				lease_until = CASE WHEN v.lease > 0 AND x.owner <> '' THEN {now} + v.lease * 1000
 					WHEN v.lease < 0 THEN 0 ELSE x.lease_until END,
 				owner = CASE WHEN v.lease < 0 THEN '' ELSE x.owner END
@@ -96,7 +97,7 @@ func makeQueries(schema string) queries {
 			RETURNING x.id, x.lease_until, x.version, x.nodes),
 		dn AS (DELETE FROM {nodes} x USING up WHERE x.run_id = up.id AND x.idx >= up.nodes),
 		da AS (DELETE FROM {attempts} x USING up WHERE x.run_id = up.id AND x.idx >= up.nodes),
-		dx AS (DELETE FROM {node_data} x USING up WHERE x.run_id = up.id AND x.idx >= up.nodes)`) + rowWrites("up", 15) + `
+		dx AS (DELETE FROM {node_data} x USING up WHERE x.run_id = up.id AND x.idx >= up.nodes)`) + rowWrites("up", 16) + `
 		SELECT id, lease_until, version FROM up`,
 		why:         r(`SELECT version, owner FROM {runs} WHERE id = $1`),
 		header:      r(`SELECT {header} FROM {runs} WHERE id = $1`),
@@ -153,8 +154,8 @@ func makeQueries(schema string) queries {
 		insert0001: r(`WITH ins AS (INSERT INTO {runs} ({header})
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],
 				$8::bigint[], $9::bigint[], $10::bigint[], $11::text[], $12::bytea[], $13::bytea[], $14::int[], $15::int[],
-				$16::int[], $17::int[], $18::text[])
-			RETURNING id)`) + rowWrites("ins", 19) + `
+				$16::int[], $17::int[], $18::int[], $19::text[])
+			RETURNING id)`) + rowWrites("ins", 20) + `
 		SELECT count(*) FROM ins`,
 	}
 }

@@ -33,7 +33,7 @@ type scanner interface{ Scan(dest ...any) error }
 func scanHeader(s scanner) (sqlstore.Header, error) {
 	var h sqlstore.Header
 	err := s.Scan(&h.ID, &h.Workflow, &h.Fingerprint, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
-		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.AtNode)
+		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode)
 	return h, err
 }
 

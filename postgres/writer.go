@@ -313,10 +313,11 @@ func createArgs(ps []*driver.CreateParams) []any {
 		make([]string, n), make([]string, n), make([]string, n)
 	lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	input, initial := make([][]byte, n), make([][]byte, n)
-	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	var rows rowArrays
 	for i, p := range ps {
 		h := sqlstore.HeaderOf(p.Run)
+		intr[i] = int32(h.Interrupted)
 		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
 		lease[i], created[i], updated[i], finished[i] = leaseMicros(p.Lease), h.CreatedAt, h.UpdatedAt, h.FinishedAt
 		input[i], initial[i] = h.Input, h.Initial
@@ -329,7 +330,7 @@ func createArgs(ps []*driver.CreateParams) []any {
 			rows.data(h.ID, &p.Data[k])
 		}
 	}
-	return append([]any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, atNode},
+	return append([]any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, intr, atNode},
 		rows.args()...)
 }
 
@@ -338,10 +339,11 @@ func checkpointArgs(ps []*driver.CheckpointParams) []any {
 	id, owner, st, errs, fp, atNode := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n)
 	version, updated, finished, lease := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	nodes, done, atts, fails := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
+	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	var rows rowArrays
 	for i, p := range ps {
 		h := p.Header
+		intr[i] = int32(h.Summary.Interrupted)
 		id[i], version[i], owner[i], st[i], errs[i], fp[i] = p.ID, p.Version, p.Owner, string(h.Status), h.Error, h.Fingerprint
 		updated[i], finished[i], lease[i] = sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt), leaseMicros(p.Lease)
 		nodes[i], done[i], atts[i], fails[i], atNode[i] = int32(h.Nodes), int32(h.Summary.Done), int32(h.Summary.Attempts),
@@ -358,6 +360,6 @@ func checkpointArgs(ps []*driver.CheckpointParams) []any {
 			}
 		}
 	}
-	return append([]any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease},
+	return append([]any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease, intr},
 		rows.args()...)
 }

@@ -13,14 +13,14 @@ import (
 
 // headerColumns are the columns of runs, in the order scanHeader reads them.
 const headerColumns = `id, workflow, fingerprint, status, version, owner, lease_until, created_at, updated_at, finished_at,
-	error, input, initial_data, nodes, done, attempts, failures, at_node`
+	error, input, initial_data, nodes, done, attempts, failures, interrupted, at_node`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanHeader(s scanner) (sqlstore.Header, error) {
 	var h sqlstore.Header
 	err := s.Scan(&h.ID, &h.Workflow, &h.Fingerprint, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
-		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.AtNode)
+		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode)
 	return h, err
 }
 
@@ -133,7 +133,7 @@ type rowWriter interface {
 // insertRows inserts a run's header and rows. It is how a migration writes
 // converted runs; Create uses the writer's prepared statements.
 func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, nodes []sqlstore.Node, atts []sqlstore.Attempt, datas []sqlstore.Data) error {
-	if _, err := db.ExecContext(ctx, "INSERT INTO runs ("+headerColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	if _, err := db.ExecContext(ctx, "INSERT INTO runs ("+headerColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		headerArgs(h)...); err != nil {
 		return err
 	}
@@ -157,7 +157,7 @@ func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, nodes []s
 
 func headerArgs(h *sqlstore.Header) []any {
 	return []any{h.ID, h.Workflow, h.Fingerprint, h.Status, h.Version, h.Owner, h.LeaseUntil, h.CreatedAt, h.UpdatedAt,
-		h.FinishedAt, h.Error, h.Input, h.Initial, h.Nodes, h.Done, h.Attempts, h.Failures, h.AtNode}
+		h.FinishedAt, h.Error, h.Input, h.Initial, h.Nodes, h.Done, h.Attempts, h.Failures, h.Interrupted, h.AtNode}
 }
 
 const (

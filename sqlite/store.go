@@ -102,7 +102,7 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		}
 		var lease, version int64
 		err := t.updateRun.QueryRowContext(bg, string(h.Status), h.Error, h.Fingerprint, sqlstore.Nanos(h.UpdatedAt),
-			sqlstore.Nanos(h.FinishedAt), h.Nodes, nil, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
+			sqlstore.Nanos(h.FinishedAt), h.Nodes, h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
 			h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner).Scan(&lease, &version)
 		if errors.Is(err, sql.ErrNoRows) {
 			return t.whyNot(p.ID, p.Version, p.Owner)

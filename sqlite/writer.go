@@ -203,7 +203,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.begin, "BEGIN IMMEDIATE"},
 		{&w.commit, "COMMIT"},
 		{&w.rollback, "ROLLBACK"},
-		{&w.insertRun, "INSERT INTO runs (" + headerColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		{&w.insertRun, "INSERT INTO runs (" + headerColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
 		{&w.upsertNode, upsertNode},
 		{&w.insertAttempt, insertAttempt},
@@ -217,7 +217,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		// Workflow and created_at are left alone: they are set by Create,
 		// and an UPDATE naming them rewrites their indexes too.
 		{&w.updateRun, `UPDATE runs SET status = ?1, error = ?2, fingerprint = ?3, updated_at = ?4, finished_at = ?5,
-				nodes = ?6, done = ?10, attempts = ?11, failures = ?12, at_node = ?13, version = version + 1,
+				nodes = ?6, done = ?10, attempts = ?11, failures = ?12, at_node = ?13, interrupted = ?7, version = version + 1,
 				lease_until = CASE WHEN ?8 > 0 AND owner <> '' THEN ?9 WHEN ?8 < 0 THEN 0 ELSE lease_until END,
 				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
 			WHERE id = ?14 AND version = ?15 AND owner IN (?16, '') RETURNING lease_until, version`},

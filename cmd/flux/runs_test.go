@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/sqlite"
 )
 
@@ -110,7 +111,7 @@ func storeRuns(t *testing.T, path string, runs ...*flux.Run) {
 	}
 	defer store.Close()
 	for _, r := range runs {
-		if err := store.Create(context.Background(), r, 0); err != nil {
+		if _, err := store.Create(context.Background(), driver.CreateParams{Run: r}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 const (
@@ -435,7 +436,7 @@ func restartCase(t *testing.T, sc storeConfig, dir string) {
 		t.Fatal(err)
 	}
 	for _, id := range left {
-		if run, err := store.Get(ctx, id); err != nil || flux.OwnerEngine(run.Owner) != "svc" {
+		if run, err := store.Get(ctx, id); err != nil || driver.OwnerEngine(run.Owner) != "svc" {
 			t.Fatalf("run %s after the other engine: %v, owner %q; want it still leased by svc", id, err, run.Owner)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // In-process regression tests, on memory storage with injected pauses and
@@ -27,11 +28,11 @@ type faultStore struct {
 	errExtend    error           // what it fails with
 }
 
-func (s *faultStore) Create(ctx context.Context, run *flux.Run, lease time.Duration) error {
+func (s *faultStore) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
 	if s.beforeCreate != nil {
-		s.beforeCreate(run.ID)
+		s.beforeCreate(p.Run.ID)
 	}
-	return s.Storage.Create(ctx, run, lease)
+	return s.Storage.Create(ctx, p)
 }
 
 func (s *faultStore) Get(ctx context.Context, id string) (*flux.Run, error) {
@@ -42,7 +43,7 @@ func (s *faultStore) Get(ctx context.Context, id string) (*flux.Run, error) {
 	return run, err
 }
 
-func (s *faultStore) Extend(ctx context.Context, p flux.ExtendParams) ([]string, error) {
+func (s *faultStore) Extend(ctx context.Context, p driver.ExtendParams) ([]string, error) {
 	if s.failExtend.Load() {
 		return nil, s.errExtend
 	}

@@ -82,8 +82,8 @@ func From0001(h Header, body []byte) (*Run0001, error) {
 	if prev == nil && len(b.Data) > 0 {
 		out.Header.Initial = b.Data
 	}
-	out.Header.Nodes, out.Header.Done, out.Header.Attempts, out.Header.Failures, out.Header.AtNode =
-		sum.Nodes, sum.Done, sum.Attempts, sum.Failures, sum.Node
+	out.Header.Nodes, out.Header.Done, out.Header.Attempts, out.Header.Failures, out.Header.Interrupted, out.Header.AtNode =
+		sum.Nodes, sum.Done, sum.Attempts, sum.Failures, sum.Interrupted, sum.Node
 	return out, nil
 }
 

@@ -34,6 +34,7 @@ type Header struct {
 	Error                             string
 	Input, Initial                    []byte
 	Nodes, Done, Attempts, Failures   int
+	Interrupted                       int
 	AtNode                            string
 }
 
@@ -104,7 +105,7 @@ func HeaderOf(r *driver.Run) Header {
 		Version: r.Version, Owner: r.Owner, LeaseUntil: Nanos(r.LeaseUntil),
 		CreatedAt: Nanos(r.CreatedAt), UpdatedAt: Nanos(r.UpdatedAt), FinishedAt: Nanos(r.FinishedAt),
 		Error: r.Error, Input: orEmpty(r.Input), Initial: orEmpty(r.Data),
-		Nodes: sum.Nodes, Done: sum.Done, Attempts: sum.Attempts, Failures: sum.Failures, AtNode: sum.Node,
+		Nodes: sum.Nodes, Done: sum.Done, Attempts: sum.Attempts, Failures: sum.Failures, Interrupted: sum.Interrupted, AtNode: sum.Node,
 	}
 }
 
@@ -161,7 +162,8 @@ func RunOf(h *Header) *driver.Run {
 	return &driver.Run{
 		ID: h.ID, Workflow: h.Workflow, Fingerprint: h.Fingerprint, Status: driver.Status(h.Status),
 		Input: h.Input, Error: h.Error,
-		Summary:   driver.Summary{Nodes: h.Nodes, Done: h.Done, Attempts: h.Attempts, Failures: h.Failures, Node: h.AtNode},
+		Summary: driver.Summary{Nodes: h.Nodes, Done: h.Done, Attempts: h.Attempts, Failures: h.Failures,
+			Interrupted: h.Interrupted, Node: h.AtNode},
 		CreatedAt: Time(h.CreatedAt), UpdatedAt: Time(h.UpdatedAt), FinishedAt: Time(h.FinishedAt),
 		Version: h.Version, Owner: h.Owner, LeaseUntil: Time(h.LeaseUntil),
 	}

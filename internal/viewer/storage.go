@@ -40,11 +40,11 @@ type StorageSource struct {
 	learned   map[string]time.Time    // when recent runs of a workflow were last looked at
 }
 
-// learnWindow is how many recent runs of a workflow Run looks at to tell
-// its conditional nodes, at most once per learnEvery.
+// learnRuns is how many recent runs of a workflow Run reads to tell its
+// conditional nodes, at most once per learnEvery.
 const (
-	learnWindow = 100
-	learnEvery  = 10 * time.Second
+	learnRuns  = 30
+	learnEvery = 10 * time.Second
 )
 
 // NewStorageSource returns a source reading store; name says which store it
@@ -94,9 +94,18 @@ func (s *StorageSource) learnWorkflow(ctx context.Context, wf string) {
 	if fresh {
 		return
 	}
-	if page, err := s.store.List(ctx, flux.Filter{Workflow: wf, Limit: learnWindow}); err == nil {
-		s.learn(page.Runs)
+	// List reads headers only: read the newest runs whole.
+	page, err := s.store.List(ctx, flux.Filter{Workflow: wf, Limit: learnRuns})
+	if err != nil {
+		return
 	}
+	var runs []*flux.Run
+	for _, h := range page.Runs {
+		if r, err := s.store.Get(ctx, h.ID); err == nil {
+			runs = append(runs, r)
+		}
+	}
+	s.learn(runs)
 }
 
 func (s *StorageSource) knownWorkflows() []string {
@@ -187,9 +196,20 @@ func corruptNote(errs []error) string {
 	return fmt.Sprintf("%d runs could not be decoded, for example: %v", len(errs), errs[0])
 }
 
-// summarize turns a stored run into a list row.
+// summarize turns a stored run into a list row. A run as List returns it
+// has no nodes: its counts come from its summary.
 func summarize(r *flux.Run) RunSummary {
 	s := RunSummary{ID: r.ID, Workflow: r.Workflow, Status: r.Status, Steps: len(r.Steps), Error: r.Error}
+	if r.Steps == nil {
+		sum := r.Summary
+		s.Steps, s.Attempts, s.Retries = sum.Nodes, sum.Attempts-sum.Interrupted, sum.Failures
+		if r.Status == flux.StatusFailed {
+			s.FailedStep = sum.Node
+			if s.Retries > 0 {
+				s.Retries-- // the last failure ended the run: not a retry
+			}
+		}
+	}
 	if !r.CreatedAt.IsZero() {
 		s.StartedAt = r.CreatedAt.UnixMilli()
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
 	"github.com/flux-go/flux/tracefile"
 )
@@ -257,7 +258,7 @@ func TestStorageSourceInterruptedAndInFlight(t *testing.T) {
 		},
 	}
 	store := flux.NewMemoryStorage()
-	if err := store.Create(ctx, run, 0); err != nil {
+	if _, err := store.Create(ctx, driver.CreateParams{Run: run}); err != nil {
 		t.Fatal(err)
 	}
 	src := NewStorageSource(store, "memory", StorageOptions{})
@@ -312,8 +313,7 @@ func TestStorageSourceInterruptedAndInFlight(t *testing.T) {
 	}
 
 	// Once the run is no longer running, nothing is shown in flight.
-	run.Status, run.FinishedAt = flux.StatusCancelled, inFlight
-	if err := store.Update(ctx, run, 0); err != nil {
+	if err := store.Cancel(ctx, driver.CancelParams{ID: run.ID, Error: "cancelled", At: inFlight}); err != nil {
 		t.Fatal(err)
 	}
 	if d, err = src.Run(ctx, run.ID); err != nil {

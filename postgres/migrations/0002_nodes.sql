@@ -28,6 +28,7 @@ CREATE TABLE runs (
     done         integer NOT NULL,
     attempts     integer NOT NULL,
     failures     integer NOT NULL,
+    interrupted  integer NOT NULL,
     at_node      text   NOT NULL DEFAULT ''
 ) WITH (fillfactor = 70); -- room for HOT updates: checkpoints change no indexed column
 

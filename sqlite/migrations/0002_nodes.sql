@@ -26,6 +26,7 @@ CREATE TABLE runs (
     done         INTEGER NOT NULL,
     attempts     INTEGER NOT NULL,
     failures     INTEGER NOT NULL,
+    interrupted  INTEGER NOT NULL,
     at_node      TEXT    NOT NULL DEFAULT ''
 ) STRICT;
 
