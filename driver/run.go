@@ -77,8 +77,8 @@ type Run struct {
 // Summary counts a run's nodes and attempts, so that a list of runs can show
 // progress without reading their nodes.
 type Summary struct {
-	Nodes    int `json:"nodes"`    // in the run's definition
-	Done     int `json:"done"`     // completed or skipped
+	Nodes       int `json:"nodes"`       // in the run's definition
+	Done        int `json:"done"`        // completed or skipped
 	Attempts    int `json:"attempts"`    // recorded, of every node, interrupted ones included
 	Failures    int `json:"failures"`    // attempts that ended with an error, not interrupted
 	Interrupted int `json:"interrupted"` // attempts cut off before their handler returned

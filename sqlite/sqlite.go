@@ -52,11 +52,11 @@ import (
 // Store is a [flux.Storage] in a SQLite database. It is safe for concurrent
 // use. Close it when done.
 type Store struct {
-	cfg    config
-	reads  *sql.DB   // the read pool
-	owned  []*sql.DB // closed by Close: what Open opened
-	conn   *sql.Conn // the writer's connection
-	w      writeStmts
+	cfg   config
+	reads *sql.DB   // the read pool
+	owned []*sql.DB // closed by Close: what Open opened
+	conn  *sql.Conn // the writer's connection
+	w     writeStmts
 
 	mu     sync.Mutex
 	queue  []*request
