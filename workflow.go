@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"reflect"
 	"time"
 )
@@ -26,6 +27,7 @@ type Workflow[In, Data any] struct {
 	validate func(In) error
 	errs     []error
 	fp       string
+	fpHash   hash.Hash       // the running hash behind fp, fed one node at a time
 	zero     json.RawMessage // the JSON of a zero Data: the snapshot before the first node
 	// checkInput is set when the JSON of an In might not decode back
 	// into an In: Execute then checks each input.
@@ -113,10 +115,14 @@ func (w *Workflow[In, Data]) add(kind Kind, name string, fn Handler[In, Data], o
 		w.errs = append(w.errs, fmt.Errorf("%s: AtMostOnce applies to commits only", where))
 	}
 	w.nodes = append(w.nodes, n)
-	w.fp = ""
 	// Computed now, while the definition is built on one goroutine: runs
-	// executing concurrently then only read it.
-	w.fingerprint()
+	// executing concurrently then only read it. The running hash keeps
+	// adding a node constant in cost however long the workflow is.
+	if w.fpHash == nil {
+		w.fpHash = sha256.New()
+	}
+	fmt.Fprintf(w.fpHash, "%s\x00%s\x00", n.kind, n.name)
+	w.fp = hex.EncodeToString(w.fpHash.Sum(nil)[:12])
 	return w
 }
 
@@ -187,14 +193,10 @@ func (n *node[In, Data]) info() NodeInfo {
 	return ni
 }
 
-// fingerprint hashes the ordered node names and kinds.
+// fingerprint is the hash of the ordered node names and kinds.
 func (w *Workflow[In, Data]) fingerprint() string {
-	if w.fp == "" {
-		h := sha256.New()
-		for _, n := range w.nodes {
-			fmt.Fprintf(h, "%s\x00%s\x00", n.kind, n.name)
-		}
-		w.fp = hex.EncodeToString(h.Sum(nil)[:12])
+	if w.fp == "" { // no nodes yet
+		return hex.EncodeToString(sha256.New().Sum(nil)[:12])
 	}
 	return w.fp
 }
