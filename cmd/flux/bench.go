@@ -68,7 +68,7 @@ func runBench(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
 	workload := fs.String("workload", "w1", "w1 (short runs, throughput) or long (W2: runs of --steps steps, time and bytes per step)")
 	steps := fs.Int("steps", 100, "long: steps per run")
-	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data")
+	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data (0: each step changes the data without growing it)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]
        flux bench --workload long [--steps N] [--data-bytes B] [--workflows R] [store flags]
