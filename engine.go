@@ -43,6 +43,18 @@ type Config struct {
 	// RecoveryInterval is how often the engine looks for runs of registered
 	// workflows whose owner died; 0 means 5s.
 	RecoveryInterval time.Duration
+	// Retention says how long finished runs are kept: by default completed
+	// and cancelled runs for 24 hours and failed runs for 7 days. The
+	// engine deletes older ones in the background (see PruneInterval).
+	Retention Retention
+	// WorkflowRetention overrides Retention for the workflows it names;
+	// the zero fields of an entry fall back to Retention's.
+	WorkflowRetention map[string]Retention
+	// PruneInterval is how often the engine deletes the finished runs past
+	// their retention, a few hundred at a time; 0 means every minute,
+	// negative means never in the background (call [Engine.Prune]).
+	// Engines sharing a store may all prune: each deletion is idempotent.
+	PruneInterval time.Duration
 	// ID names this engine as the owner of its leases; "" means a random ID.
 	// Give each process a stable ID of its own (a host or pod name): an
 	// engine started with the ID of one that crashed continues that one's
@@ -65,6 +77,7 @@ type Engine struct {
 	interval time.Duration
 	id       string
 	owner    string // id#nonce: what this start of the engine writes as owner
+	retain   retention
 
 	mu         sync.Mutex
 	active     map[string]*activeRun
@@ -72,9 +85,12 @@ type Engine struct {
 	closed     bool
 	registry   map[string]registered
 	recovering bool
-	wg         sync.WaitGroup // runs and background loops
-	stop       chan struct{}
-	idle       chan *worker // workers kept for the next runs' handlers
+	// corruptSeen holds the runs reported as unreadable, so that each is
+	// reported once, not at every recovery pass.
+	corruptSeen map[string]bool
+	wg          sync.WaitGroup // runs and background loops
+	stop        chan struct{}
+	idle        chan *worker // workers kept for the next runs' handlers
 
 	// checkpointHook, when set (by tests), sees every write of a run with
 	// the changes it records.
@@ -134,8 +150,16 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if e.defaults.when != nil || e.defaults.atMostOnce {
 		return nil, errors.New("flux: Config.DefaultStepOptions: When and AtMostOnce apply to single nodes only")
 	}
+	var err error
+	if e.retain, err = newRetention(cfg); err != nil {
+		return nil, err
+	}
 	e.wg.Add(1)
 	go e.heartbeat()
+	if e.retain.interval > 0 {
+		e.wg.Add(1)
+		go e.pruneLoop()
+	}
 	return e, nil
 }
 

@@ -16,10 +16,46 @@ import (
 // Like every store it keeps copies: nothing a caller gives it or gets from it
 // is shared. Each run has a lock of its own, so that copying one run never
 // holds up the others.
+//
+// So that a long-lived process does not grow without bound, it keeps the
+// newest [DefaultMemoryKeepFinished] finished runs of each outcome
+// (completed or cancelled; failed) and forgets older ones as new ones
+// finish; [MemoryKeepFinished] changes the bound. The engine's
+// [Retention] applies as well.
 type MemoryStorage struct {
 	mu     sync.RWMutex // over runs and closed
 	runs   map[string]*memRun
 	closed bool
+
+	keep     int          // most finished runs kept of each outcome; <= 0: all
+	fmu      sync.Mutex   // over finished
+	finished [2]memFinish // completed or cancelled; failed
+}
+
+// DefaultMemoryKeepFinished is how many finished runs of each outcome a
+// MemoryStorage keeps unless told otherwise.
+const DefaultMemoryKeepFinished = 10_000
+
+// MemoryOption configures a MemoryStorage.
+type MemoryOption func(*MemoryStorage)
+
+// MemoryKeepFinished makes a MemoryStorage keep the newest n finished runs
+// of each outcome (completed or cancelled; failed), forgetting the oldest
+// as more finish; n <= 0 keeps them all, until the engine's Retention
+// deletes them.
+func MemoryKeepFinished(n int) MemoryOption {
+	return func(m *MemoryStorage) { m.keep = n }
+}
+
+// memFinish lists runs in the order they finished: a queue from head on.
+type memFinish struct {
+	ids  []memFinished
+	head int
+}
+
+type memFinished struct {
+	id string
+	at time.Time
 }
 
 // memRun is a stored run: its header (head, whose Data is the data before
@@ -32,8 +68,59 @@ type memRun struct {
 }
 
 // NewMemoryStorage returns an empty in-memory storage.
-func NewMemoryStorage() *MemoryStorage {
-	return &MemoryStorage{runs: make(map[string]*memRun)}
+func NewMemoryStorage(opts ...MemoryOption) *MemoryStorage {
+	m := &MemoryStorage{runs: make(map[string]*memRun), keep: DefaultMemoryKeepFinished}
+	for _, o := range opts {
+		if o != nil {
+			o(m)
+		}
+	}
+	return m
+}
+
+// finish records that run id ended with status s at at, and forgets the
+// oldest finished run of the same outcome if more than m.keep are kept.
+// Callers hold no run's lock.
+func (m *MemoryStorage) finish(id string, s Status, at time.Time) {
+	if m.keep <= 0 {
+		return
+	}
+	q := &m.finished[0]
+	if s == StatusFailed {
+		q = &m.finished[1]
+	}
+	m.fmu.Lock()
+	q.ids = append(q.ids, memFinished{id, at})
+	var drop []memFinished
+	for len(q.ids)-q.head > m.keep {
+		drop = append(drop, q.ids[q.head])
+		q.ids[q.head] = memFinished{}
+		q.head++
+	}
+	if q.head > len(q.ids)/2 {
+		q.ids = append(q.ids[:0], q.ids[q.head:]...)
+		q.head = 0
+	}
+	m.fmu.Unlock()
+	if len(drop) == 0 {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, f := range drop {
+		r := m.runs[f.id]
+		if r == nil {
+			continue // pruned already
+		}
+		r.mu.Lock()
+		// A run resumed since is not dropped: it was queued again when it
+		// finished again.
+		still := r.head.Status.Final() && r.head.FinishedAt.Equal(f.at)
+		r.mu.Unlock()
+		if still {
+			delete(m.runs, f.id)
+		}
+	}
 }
 
 var _ driver.Store = (*MemoryStorage)(nil)
@@ -125,6 +212,9 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 		return driver.Written{}, fmt.Errorf("%w: %s", ErrRunExists, src.ID)
 	}
 	m.runs[src.ID] = c
+	if c.head.Status.Final() {
+		defer m.finish(src.ID, c.head.Status, c.head.FinishedAt) // after m.mu is released
+	}
 	return driver.Written{Version: 1, LeaseUntil: c.head.LeaseUntil}, nil
 }
 
@@ -134,11 +224,23 @@ func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams)
 	if err != nil {
 		return driver.Written{}, err
 	}
-	defer r.mu.Unlock()
-	if err := r.check(p.ID, p.Owner, p.Version); err != nil {
-		return driver.Written{}, err
+	w, finished, err := r.checkpoint(p)
+	r.mu.Unlock()
+	if finished {
+		m.finish(p.ID, p.Header.Status, p.Header.FinishedAt)
 	}
+	return w, err
+}
+
+// checkpoint applies p to r, which the caller has locked, and tells
+// whether the run has just finished.
+func (r *memRun) checkpoint(p driver.CheckpointParams) (driver.Written, bool, error) {
+	if err := r.check(p.ID, p.Owner, p.Version); err != nil {
+		return driver.Written{}, false, err
+	}
+	finished := false
 	if h := p.Header; h != nil {
+		finished = h.Status.Final() && !r.head.Status.Final()
 		r.head.Status, r.head.Error, r.head.Fingerprint = h.Status, h.Error, h.Fingerprint
 		r.head.UpdatedAt, r.head.FinishedAt, r.head.Summary = h.UpdatedAt, h.FinishedAt, h.Summary
 		if h.Nodes != len(r.steps) {
@@ -148,7 +250,7 @@ func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams)
 	}
 	for _, n := range p.Nodes {
 		if n.Index < 0 || n.Index >= len(r.steps) {
-			return driver.Written{}, fmt.Errorf("flux: checkpoint of run %s changes node %d of %d", p.ID, n.Index, len(r.steps))
+			return driver.Written{}, false, fmt.Errorf("flux: checkpoint of run %s changes node %d of %d", p.ID, n.Index, len(r.steps))
 		}
 		s := &r.steps[n.Index]
 		if n.Replace {
@@ -166,7 +268,7 @@ func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams)
 			r.data[n.Index] = cloneData(n.Data)
 		}
 	}
-	return r.written(p.Lease), nil
+	return r.written(p.Lease), finished, nil
 }
 
 // check refuses a write by owner at version to run id unless the run is
@@ -386,7 +488,13 @@ func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
 	if err != nil {
 		return err
 	}
-	defer r.mu.Unlock()
+	cancelled := false
+	defer func() {
+		r.mu.Unlock()
+		if cancelled {
+			m.finish(p.ID, StatusCancelled, p.At)
+		}
+	}()
 	switch r.head.Status {
 	case StatusCancelled:
 		return nil
@@ -399,6 +507,7 @@ func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
 	}
 	r.head.Summary = driver.Summarize(r.steps)
 	r.written(driver.ReleaseLease)
+	cancelled = true
 	return nil
 }
 

@@ -170,8 +170,43 @@ func (w *Workflow[In, Data]) recoverRun(e *Engine, claimed *Run) error {
 	return err
 }
 
-// corrupt reports a stored run that recovery cannot read: it is left as it
-// is, and the runs after it are recovered.
+// corrupt reports a stored run that recovery cannot read, once per run
+// and engine start: an error log with its ID, and the trace sink's
+// RunCorrupt if it has one. The run is left as it is; the runs after it are
+// recovered.
 func (e *Engine) corrupt(err error) {
-	e.log.Error("flux: a stored run cannot be read, so it is not recovered; repair or delete it", slog.Any("error", err))
+	id := driver.CorruptRunID(err)
+	e.mu.Lock()
+	seen := e.corruptSeen[id]
+	if e.corruptSeen == nil {
+		e.corruptSeen = make(map[string]bool)
+	}
+	e.corruptSeen[id] = true
+	e.mu.Unlock()
+	if seen && id != "" {
+		return
+	}
+	e.log.Error("flux: a stored run cannot be read, so it is not recovered; repair or delete it (flux runs show names what is wrong)",
+		slog.String("run_id", id), slog.Any("error", err))
+	if cr, ok := e.trace.(CorruptReporter); ok {
+		defer func() {
+			if v := recover(); v != nil {
+				e.log.Error("flux: trace sink panicked in RunCorrupt", slog.Any("error", newPanicError(v)))
+			}
+		}()
+		cr.RunCorrupt(CorruptRun{RunID: id, Err: err})
+	}
+}
+
+// CorruptRun describes a stored run that the engine cannot read.
+type CorruptRun struct {
+	RunID string // "" if the store could not tell
+	Err   error  // wraps ErrCorrupt
+}
+
+// CorruptReporter is implemented by trace sinks that want to know of the
+// stored runs recovery cannot read, such as fluxotel's, which counts them.
+// The engine calls RunCorrupt once per run and start of the engine.
+type CorruptReporter interface {
+	RunCorrupt(CorruptRun)
 }

@@ -1,6 +1,9 @@
 package driver
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // Errors of the storage contract. A store's errors wrap them, and package
 // flux exports the same values under the same names, so that callers test
@@ -28,3 +31,34 @@ var (
 	// ErrClosed reports use of a store (or engine) after its Close.
 	ErrClosed = errors.New("flux: closed")
 )
+
+// CorruptError is the error a store returns for a stored run it cannot
+// decode: errors.Is(err, ErrCorrupt) holds, and errors.As gives the run's
+// ID, so that whoever reads runs can report the bad one by name and go on.
+type CorruptError struct {
+	ID     string // the run's ID
+	Reason string // what is wrong with it, in the store's words
+}
+
+// Corrupt returns a *CorruptError for run id; the reason is formatted
+// like fmt.Sprintf.
+func Corrupt(id, format string, args ...any) error {
+	return &CorruptError{ID: id, Reason: fmt.Sprintf(format, args...)}
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("%v: run %s: %s", ErrCorrupt, e.ID, e.Reason)
+}
+
+// Unwrap returns ErrCorrupt.
+func (e *CorruptError) Unwrap() error { return ErrCorrupt }
+
+// CorruptRunID returns the ID of the run a *CorruptError in err's chain
+// names, or "" if there is none.
+func CorruptRunID(err error) string {
+	var c *CorruptError
+	if errors.As(err, &c) {
+		return c.ID
+	}
+	return ""
+}

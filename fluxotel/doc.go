@@ -46,8 +46,9 @@
 //	flux.runs.cancelled  counter    {run}   workflow:cancelled
 //	flux.step.duration   histogram  s       one per finished attempt
 //	flux.step.retries    counter    {retry} step:retry
+//	flux.runs.corrupt    counter    {run}   stored runs recovery cannot read (flux.CorruptReporter)
 //
-// Run counters have the attribute flux.workflow.name; step metrics add
+// Run counters other than flux.runs.corrupt have the attribute flux.workflow.name; step metrics add
 // flux.step.name, and flux.step.duration also flux.step.outcome: one of
 // completed, retry, error or interrupted.
 package fluxotel

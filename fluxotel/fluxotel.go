@@ -114,6 +114,7 @@ type Instrumentation struct {
 	runsStarted, runsCompleted, runsFailed, runsCancelled metric.Int64Counter
 	stepDuration                                          metric.Float64Histogram
 	stepRetries                                           metric.Int64Counter
+	runsCorrupt                                           metric.Int64Counter
 
 	memo memo
 
@@ -187,6 +188,7 @@ func New(opts ...Option) (*Instrumentation, error) {
 	in.runsFailed = counter("flux.runs.failed", "{run}", "Runs that failed.")
 	in.runsCancelled = counter("flux.runs.cancelled", "{run}", "Runs that were cancelled.")
 	in.stepRetries = counter("flux.step.retries", "{retry}", "Failed step attempts that will be retried.")
+	in.runsCorrupt = counter("flux.runs.corrupt", "{run}", "Stored runs that recovery could not read, once per run and engine start.")
 	var err error
 	in.stepDuration, err = meter.Float64Histogram("flux.step.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of step and commit attempts, by outcome."),
@@ -196,6 +198,12 @@ func New(opts ...Option) (*Instrumentation, error) {
 		return nil, fmt.Errorf("fluxotel: creating metric instruments: %w", err)
 	}
 	return in, nil
+}
+
+// RunCorrupt counts a stored run that an engine's recovery could not read
+// (flux.runs.corrupt); it makes Instrumentation a [flux.CorruptReporter].
+func (in *Instrumentation) RunCorrupt(flux.CorruptRun) {
+	in.runsCorrupt.Add(context.Background(), 1)
 }
 
 // Emit records one trace event. Events of unknown types are ignored, as are

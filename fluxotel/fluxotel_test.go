@@ -666,3 +666,23 @@ func TestEvictionUnderConcurrency(t *testing.T) {
 		t.Errorf("%d run spans evicted, want at least %d", evicted, runs-2)
 	}
 }
+
+// TestCorruptRunsCounted: an Instrumentation, alone or in a Tee, is a
+// flux.CorruptReporter whose reports count in flux.runs.corrupt.
+func TestCorruptRunsCounted(t *testing.T) {
+	b := setup(t)
+	for _, s := range []flux.TraceSink{b.inst, fluxotel.Tee(b.inst, discard{})} {
+		r, ok := s.(flux.CorruptReporter)
+		if !ok {
+			t.Fatalf("%T is not a flux.CorruptReporter", s)
+		}
+		r.RunCorrupt(flux.CorruptRun{RunID: "bad", Err: flux.ErrCorrupt})
+	}
+	if got := counter(t, b.metrics(t), "flux.runs.corrupt"); got != 2 {
+		t.Fatalf("flux.runs.corrupt = %d, want 2", got)
+	}
+}
+
+type discard struct{}
+
+func (discard) Emit(flux.TraceEvent) {}

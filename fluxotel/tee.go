@@ -29,3 +29,12 @@ func (t tee) Emit(ev flux.TraceEvent) {
 		s.Emit(ev)
 	}
 }
+
+// RunCorrupt passes c to the sinks that are [flux.CorruptReporter]s.
+func (t tee) RunCorrupt(c flux.CorruptRun) {
+	for _, s := range t {
+		if r, ok := s.(flux.CorruptReporter); ok {
+			r.RunCorrupt(c)
+		}
+	}
+}

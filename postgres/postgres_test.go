@@ -13,7 +13,8 @@ import (
 func TestEngineConformance(t *testing.T) {
 	dbURL(t)
 	storagetest.RunEngine(t, func(t *testing.T) storagetest.Harness {
-		return storagetest.Harness{Store: openStore(t)}
+		s := openStore(t)
+		return storagetest.Harness{Store: s, Corrupt: corrupter(s)}
 	})
 }
 

@@ -41,7 +41,7 @@ func scanHeader(s scanner) (sqlstore.Header, error) {
 // cannot be a run's.
 func checkHeader(h *sqlstore.Header) error {
 	if !json.Valid(h.Input) || !json.Valid(h.Initial) || h.Nodes < 0 {
-		return fmt.Errorf("postgres: run %s: %w: its stored input or data is not JSON", h.ID, flux.ErrCorrupt)
+		return driver.Corrupt(h.ID, "its stored input or data is not JSON (postgres)")
 	}
 	return nil
 }
@@ -201,7 +201,7 @@ func (s *Store) readRows(ctx context.Context, q pgx.Tx, h *sqlstore.Header) (*fl
 // assemble builds the run of header h from its rows.
 func assemble(h *sqlstore.Header, nodes []idNode, atts []idAttempt, datas []idData) (*flux.Run, error) {
 	if len(nodes) != h.Nodes {
-		return nil, fmt.Errorf("postgres: run %s: %w: it has %d nodes, %d are stored", h.ID, flux.ErrCorrupt, h.Nodes, len(nodes))
+		return nil, driver.Corrupt(h.ID, "it has %d nodes, %d are stored (postgres)", h.Nodes, len(nodes))
 	}
 	ns := make([]sqlstore.Node, len(nodes))
 	for i := range nodes {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/internal/sqlstore"
 )
 
@@ -28,7 +29,7 @@ func scanHeader(s scanner) (sqlstore.Header, error) {
 // cannot be a run's.
 func checkHeader(h *sqlstore.Header) error {
 	if !json.Valid(h.Input) || !json.Valid(h.Initial) || h.Nodes < 0 {
-		return fmt.Errorf("sqlite: run %s: %w: its stored input or data is not JSON", h.ID, flux.ErrCorrupt)
+		return driver.Corrupt(h.ID, "its stored input or data is not JSON (sqlite)")
 	}
 	return nil
 }
@@ -87,7 +88,7 @@ func readRows(ctx context.Context, q querier, h *sqlstore.Header) (*flux.Run, er
 		return nil, err
 	}
 	if len(nodes) != h.Nodes {
-		return nil, fmt.Errorf("sqlite: run %s: %w: it has %d nodes, %d are stored", h.ID, flux.ErrCorrupt, h.Nodes, len(nodes))
+		return nil, driver.Corrupt(h.ID, "it has %d nodes, %d are stored (sqlite)", h.Nodes, len(nodes))
 	}
 	r, err := sqlstore.Assemble(h, nodes, atts, datas)
 	if err != nil {

@@ -3,7 +3,6 @@ package storagetest
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -33,8 +32,8 @@ var corruptTests = []testCase{
 		good, bad := corruptSetup(t, h)
 		r, err := h.Store.Get(ctx(t), bad)
 		wantErr(t, "Get of a corrupt run", err, flux.ErrCorrupt)
-		if !strings.Contains(err.Error(), bad) {
-			t.Fatalf("ErrCorrupt error %q does not name the run %s", err, bad)
+		if id := driver.CorruptRunID(err); id != bad {
+			t.Fatalf("ErrCorrupt error %q names run %q, want a *driver.CorruptError for %s", err, id, bad)
 		}
 		if r != nil {
 			t.Fatalf("Get of a corrupt run returned a run: %+v", r)
@@ -56,7 +55,7 @@ var corruptTests = []testCase{
 		if len(p.Corrupt) != 1 {
 			t.Fatalf("List reported %d corrupt runs (%v), want 1", len(p.Corrupt), p.Corrupt)
 		}
-		if err := p.Corrupt[0]; !errors.Is(err, flux.ErrCorrupt) || !strings.Contains(err.Error(), bad) {
+		if err := p.Corrupt[0]; !errors.Is(err, flux.ErrCorrupt) || driver.CorruptRunID(err) != bad {
 			t.Fatalf("List reported the corrupt run as %q, want an error wrapping %q that names %s", err, flux.ErrCorrupt, bad)
 		}
 	}},
@@ -93,7 +92,7 @@ var corruptTests = []testCase{
 			t.Fatal("ClaimExpired did not report the corrupt run")
 		}
 		for _, err := range corrupt {
-			if !errors.Is(err, flux.ErrCorrupt) || !strings.Contains(err.Error(), "r17") {
+			if !errors.Is(err, flux.ErrCorrupt) || driver.CorruptRunID(err) != "r17" {
 				t.Fatalf("ClaimExpired reported %v, want an error wrapping ErrCorrupt naming r17", err)
 			}
 		}

@@ -161,6 +161,8 @@ func await(t *testing.T, ch chan string, id string) {
 }
 
 var engineTests = []testCase{
+	{"RetentionPrunesFinishedRuns", retentionTest},
+	{"RecoveryReportsACorruptRunAmongAThousand", recoveryCorruptTest},
 	{"ExecuteRecordsEveryNode", func(t *testing.T, h Harness) {
 		c := &calls{}
 		e := engine(t, h.Store, "a", flux.Hooks{})

@@ -17,7 +17,7 @@ import (
 )
 
 func init() {
-	register("runs", "list stored runs, or show one: flux runs list | flux runs show ID", func(ctx context.Context, args []string) error {
+	register("runs", "list stored runs, show one, or delete old ones: flux runs list | show ID | prune --older-than D", func(ctx context.Context, args []string) error {
 		return runsCmd(ctx, os.Stdout, args)
 	})
 	register("migrate", "apply the storage's migrations (SQLite or PostgreSQL)", func(ctx context.Context, args []string) error {
@@ -31,13 +31,16 @@ var runStatuses = []flux.Status{
 	flux.StatusCompleted, flux.StatusFailed, flux.StatusCancelled,
 }
 
-// runsCmd is `flux runs list` and `flux runs show ID`. Both only read: a
-// --db file that does not exist is an error.
+// runsCmd is `flux runs list`, `flux runs show ID` and `flux runs prune`.
+// A --db file that does not exist is an error.
 func runsCmd(ctx context.Context, out io.Writer, args []string) error {
-	if len(args) == 0 || (args[0] != "list" && args[0] != "show") {
-		return errors.New("usage: flux runs list [flags] | flux runs show ID [flags]")
+	if len(args) == 0 || (args[0] != "list" && args[0] != "show" && args[0] != "prune") {
+		return errors.New("usage: flux runs list [flags] | flux runs show ID [flags] | flux runs prune --older-than D [flags]")
 	}
 	sub := args[0]
+	if sub == "prune" {
+		return pruneCmd(ctx, out, args[1:])
+	}
 	fs := flag.NewFlagSet("runs "+sub, flag.ContinueOnError)
 	so := addStoreFlags(fs, "sqlite")
 	workflow := fs.String("workflow", "", "list: only runs of this workflow")
@@ -89,24 +92,18 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tSTEPS\tCREATED\tDURATION")
 	for _, r := range page.Runs {
-		done := 0
-		for _, s := range r.Steps {
-			if s.Status.Done() {
-				done++
-			}
-		}
 		end := r.FinishedAt
 		if end.IsZero() {
 			end = r.UpdatedAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Workflow, r.Status, done, len(r.Steps),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.Summary.Done, r.Summary.Nodes,
 			r.CreatedAt.Local().Format(time.DateTime), formatDuration(end.Sub(r.CreatedAt)))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	for _, c := range page.Corrupt {
-		fmt.Fprintf(out, "unreadable: %v\n", c)
+		fmt.Fprintf(out, "corrupt: %v\n", c)
 	}
 	if len(page.Runs) == 0 {
 		fmt.Fprintln(out, "no runs")

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/flux-go/flux/driver"
@@ -48,7 +47,7 @@ type Run0001 struct {
 func From0001(h Header, body []byte) (*Run0001, error) {
 	var b body0001
 	if err := json.Unmarshal(body, &b); err != nil {
-		return nil, fmt.Errorf("%w: run %s: its schema-0001 body does not decode: %v", driver.ErrCorrupt, h.ID, err)
+		return nil, driver.Corrupt(h.ID, "its schema-0001 body does not decode: %v", err)
 	}
 	out := &Run0001{Header: h}
 	steps := make([]driver.StepState, len(b.Steps))

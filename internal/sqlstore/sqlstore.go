@@ -19,6 +19,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/flux-go/flux/driver"
@@ -192,22 +193,22 @@ func Assemble(h *Header, nodes []Node, attempts []Attempt, datas []Data) (*drive
 	r.Steps = make([]driver.StepState, len(nodes))
 	for i, n := range nodes {
 		if n.Index != i {
-			return nil, fmt.Errorf("%w: run %s: node %d is missing", driver.ErrCorrupt, h.ID, i)
+			return nil, driver.Corrupt(h.ID, "node %d is missing", i)
 		}
 		r.Steps[i] = driver.StepState{Name: n.Name, Kind: driver.Kind(n.Kind), Status: driver.Status(n.Status),
 			StartedAt: Time(n.StartedAt), FinishedAt: Time(n.FinishedAt), InFlight: Time(n.InFlight)}
 	}
 	for _, a := range attempts {
 		if a.Index < 0 || a.Index >= len(r.Steps) {
-			return nil, fmt.Errorf("%w: run %s: an attempt of node %d, which it does not have", driver.ErrCorrupt, h.ID, a.Index)
+			return nil, driver.Corrupt(h.ID, "an attempt of node %d, which it does not have", a.Index)
 		}
 		s := &r.Steps[a.Index]
 		s.Attempts = append(s.Attempts, driver.Attempt{Number: a.Number, StartedAt: Time(a.StartedAt),
 			Duration: time.Duration(a.Duration), Error: a.Error, Stack: a.Stack, Interrupted: a.Interrupted})
 	}
-	data, err := driver.Rebuild(h.Initial, NodeData(datas))
+	data, err := Rebuild(h.ID, h.Initial, datas)
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", h.ID, err)
+		return nil, err
 	}
 	r.Data = data
 	return r, nil
@@ -217,7 +218,8 @@ func Assemble(h *Header, nodes []Node, attempts []Attempt, datas []Data) (*drive
 func Rebuild(id string, initial []byte, datas []Data) (json.RawMessage, error) {
 	data, err := driver.Rebuild(initial, NodeData(datas))
 	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", id, err)
+		// Name the run, without saying "corrupt" twice.
+		return nil, driver.Corrupt(id, "%s", strings.TrimPrefix(err.Error(), driver.ErrCorrupt.Error()+": "))
 	}
 	return data, nil
 }
