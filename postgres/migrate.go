@@ -207,28 +207,16 @@ func insert0001Args(runs []*sqlstore.Run0001) []any {
 	version, lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	input, initial := make([][]byte, n), make([][]byte, n)
 	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
-	var rows rowArrays
+	body := make([][]byte, n)
 	for i, r := range runs {
+		body[i] = r.Body
 		h := &r.Header
 		intr[i] = int32(h.Interrupted)
 		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
 		version[i], lease[i], created[i], updated[i], finished[i] = h.Version, h.LeaseUntil, h.CreatedAt, h.UpdatedAt, h.FinishedAt
 		input[i], initial[i] = h.Input, h.Initial
 		nodes[i], done[i], atts[i], fails[i] = int32(h.Nodes), int32(h.Done), int32(h.Attempts), int32(h.Failures)
-		for _, nd := range r.Nodes {
-			rows.node(h.ID, nd)
-		}
-		for _, a := range r.Attempts {
-			rows.aRun, rows.aIdx, rows.aNum = append(rows.aRun, h.ID), append(rows.aIdx, int32(a.Index)), append(rows.aNum, int32(a.Number))
-			rows.aStarted, rows.aDur = append(rows.aStarted, a.StartedAt), append(rows.aDur, a.Duration)
-			rows.aErr, rows.aStack, rows.aInterrupted = append(rows.aErr, a.Error), append(rows.aStack, a.Stack), append(rows.aInterrupted, a.Interrupted)
-		}
-		for _, d := range r.Data {
-			rows.dRun, rows.dIdx = append(rows.dRun, h.ID), append(rows.dIdx, int32(d.Index))
-			rows.dSnap, rows.dOff, rows.dDel, rows.dIns = append(rows.dSnap, d.Snapshot), append(rows.dOff, int32(d.Offset)),
-				append(rows.dDel, int32(d.Delete)), append(rows.dIns, d.Insert)
-		}
 	}
-	return append([]any{id, wf, fp, st, version, owner, lease, created, updated, finished, errs, input, initial,
-		nodes, done, atts, fails, intr, atNode}, rows.args()...)
+	return []any{id, wf, fp, st, version, owner, lease, created, updated, finished, errs, input, initial,
+		nodes, done, atts, fails, intr, atNode, body}
 }

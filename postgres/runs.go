@@ -78,9 +78,6 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		if n.Index < 0 || n.Index >= h.Nodes {
 			return driver.Written{}, fmt.Errorf("postgres: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
 		}
-		if n.Replace {
-			return s.replace(ctx, p)
-		}
 	}
 	res := s.submit(ctx, &writeReq{checkpoint: &p})
 	switch {
@@ -90,47 +87,6 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		return driver.Written{}, s.whyNot(ctx, p.ID, p.Version, p.Owner)
 	}
 	return driver.Written{Version: res.version, LeaseUntil: sqlstore.Time(res.leaseUntil)}, nil
-}
-
-// replace is a checkpoint that replaces nodes (the definition changed): it
-// drops their attempts and data first, in a transaction of its own.
-func (s *Store) replace(ctx context.Context, p driver.CheckpointParams) (driver.Written, error) {
-	if s.closed.Load() {
-		return driver.Written{}, errClosed
-	}
-	var w driver.Written
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, n := range p.Nodes {
-			if !n.Replace {
-				continue
-			}
-			for _, q := range []string{"DELETE FROM " + s.sql.attempts, "DELETE FROM " + s.sql.nodeData} {
-				if _, err := tx.Exec(ctx, q+" WHERE run_id = $1 AND idx = $2", p.ID, n.Index); err != nil {
-					return err
-				}
-			}
-		}
-		args := checkpointArgs([]*driver.CheckpointParams{&p})
-		rows, err := tx.Query(ctx, s.sql.checkpoint, args...)
-		if err != nil {
-			return err
-		}
-		applied := false
-		var until int64
-		_, err = pgx.ForEachRow(rows, []any{new(string), &until, &w.Version}, func() error { applied = true; return nil })
-		if err != nil {
-			return err
-		}
-		w.LeaseUntil = sqlstore.Time(until)
-		if !applied {
-			return s.whyNot(ctx, p.ID, p.Version, p.Owner)
-		}
-		return nil
-	})
-	if err != nil && !isFluxError(err) {
-		return driver.Written{}, fmt.Errorf("postgres: updating run %s: %w", p.ID, err)
-	}
-	return w, err
 }
 
 // whyNot tells why the compare-and-set of run id at version by owner did
@@ -166,98 +122,25 @@ func (s *Store) read(ctx context.Context, f func(tx pgx.Tx) error) error {
 	return err
 }
 
-// readRows reads the rows of the run of header h with q and assembles it.
-func (s *Store) readRows(ctx context.Context, q pgx.Tx, h *sqlstore.Header) (*flux.Run, error) {
+// readLog reads the checkpoint rows of the run of header h with q.
+func (s *Store) readLog(ctx context.Context, q pgx.Tx, h *sqlstore.Header) ([][]byte, error) {
 	if err := checkHeader(h); err != nil {
 		return nil, err
 	}
-	rows, err := q.Query(ctx, s.sql.nodeRows, h.ID)
+	rows, err := q.Query(ctx, s.sql.logRows, h.ID)
 	if err != nil {
 		return nil, err
 	}
-	nodes, err := pgx.CollectRows(rows, scanNode)
-	if err != nil {
-		return nil, err
-	}
-	rows, err = q.Query(ctx, s.sql.attemptRows, h.ID)
-	if err != nil {
-		return nil, err
-	}
-	atts, err := pgx.CollectRows(rows, scanAttempt)
-	if err != nil {
-		return nil, err
-	}
-	rows, err = q.Query(ctx, s.sql.dataRows, h.ID, h.Nodes-1)
-	if err != nil {
-		return nil, err
-	}
-	datas, err := pgx.CollectRows(rows, scanData)
-	if err != nil {
-		return nil, err
-	}
-	return assemble(h, nodes, atts, datas)
+	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
 }
 
-// assemble builds the run of header h from its rows.
-func assemble(h *sqlstore.Header, nodes []idNode, atts []idAttempt, datas []idData) (*flux.Run, error) {
-	if len(nodes) != h.Nodes {
-		return nil, driver.Corrupt(h.ID, "it has %d nodes, %d are stored (postgres)", h.Nodes, len(nodes))
-	}
-	ns := make([]sqlstore.Node, len(nodes))
-	for i := range nodes {
-		ns[i] = nodes[i].Node
-	}
-	as := make([]sqlstore.Attempt, len(atts))
-	for i := range atts {
-		as[i] = atts[i].Attempt
-	}
-	ds := make([]sqlstore.Data, len(datas))
-	for i := range datas {
-		ds[i] = datas[i].Data
-	}
-	r, err := sqlstore.Assemble(h, ns, as, ds)
+// readRows reads the log of the run of header h with q and replays it.
+func (s *Store) readRows(ctx context.Context, q pgx.Tx, h *sqlstore.Header) (*flux.Run, error) {
+	bodies, err := s.readLog(ctx, q, h)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: %w", err)
+		return nil, err
 	}
-	return r, nil
-}
-
-// Rows with the run they belong to.
-type (
-	idNode struct {
-		run string
-		sqlstore.Node
-	}
-	idAttempt struct {
-		run string
-		sqlstore.Attempt
-	}
-	idData struct {
-		run string
-		sqlstore.Data
-	}
-)
-
-func scanNode(row pgx.CollectableRow) (n idNode, err error) {
-	err = row.Scan(&n.run, &n.Index, &n.Name, &n.Kind, &n.Status, &n.StartedAt, &n.FinishedAt, &n.InFlight)
-	return n, err
-}
-
-func scanAttempt(row pgx.CollectableRow) (a idAttempt, err error) {
-	err = row.Scan(&a.run, &a.Index, &a.Number, &a.StartedAt, &a.Duration, &a.Error, &a.Stack, &a.Interrupted)
-	return a, err
-}
-
-func scanData(row pgx.CollectableRow) (d idData, err error) {
-	var off, del *int32
-	err = row.Scan(&d.run, &d.Index, &d.Snapshot, &off, &del, &d.Insert)
-	if off != nil {
-		d.Offset = int(*off)
-	}
-	if del != nil {
-		d.Delete = int(*del)
-	}
-	return d, err
+	return sqlstore.Replay(h, bodies)
 }
 
 // Get implements [driver.Store].
@@ -291,19 +174,15 @@ func (s *Store) NodeData(ctx context.Context, p driver.NodeDataParams) (json.Raw
 		if p.Index < -1 || p.Index >= h.Nodes {
 			return fmt.Errorf("%w: postgres: run %s has no node %d", errNoNode, p.ID, p.Index)
 		}
-		rows, err := tx.Query(ctx, s.sql.dataRows, p.ID, p.Index)
+		bodies, err := s.readLog(ctx, tx, &h)
 		if err != nil {
 			return err
 		}
-		datas, err := pgx.CollectRows(rows, scanData)
+		l, err := sqlstore.ReplayLog(&h, bodies)
 		if err != nil {
 			return err
 		}
-		ds := make([]sqlstore.Data, len(datas))
-		for i := range datas {
-			ds[i] = datas[i].Data
-		}
-		data, err = sqlstore.Rebuild(p.ID, h.Initial, ds)
+		data, err = l.DataAt(&h, p.Index)
 		return err
 	})
 	return data, err
@@ -486,7 +365,7 @@ func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (
 		for i := range heads {
 			ids[i] = heads[i].ID
 		}
-		nodes, atts, datas, err := s.readMany(ctx, tx, ids)
+		logs, err := s.readMany(ctx, tx, ids)
 		if err != nil {
 			return err
 		}
@@ -497,7 +376,7 @@ func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (
 			var run *flux.Run
 			err := checkHeader(h)
 			if err == nil {
-				run, err = assemble(h, nodes[h.ID], atts[h.ID], datas[h.ID])
+				run, err = sqlstore.Replay(h, logs[h.ID])
 			}
 			if err != nil {
 				out.Corrupt = append(out.Corrupt, err)
@@ -529,43 +408,21 @@ func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (
 	return out, nil
 }
 
-// readMany reads the rows of runs ids, by run.
-func (s *Store) readMany(ctx context.Context, tx pgx.Tx, ids []string) (map[string][]idNode, map[string][]idAttempt, map[string][]idData, error) {
-	nodes, atts, datas := map[string][]idNode{}, map[string][]idAttempt{}, map[string][]idData{}
-	rows, err := tx.Query(ctx, s.sql.manyNodes, ids)
+// readMany reads the checkpoint rows of runs ids, by run, in order.
+func (s *Store) readMany(ctx context.Context, tx pgx.Tx, ids []string) (map[string][][]byte, error) {
+	logs := make(map[string][][]byte, len(ids))
+	rows, err := tx.Query(ctx, s.sql.manyLogs, ids)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
-	ns, err := pgx.CollectRows(rows, scanNode)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, n := range ns {
-		nodes[n.run] = append(nodes[n.run], n)
-	}
-	rows, err = tx.Query(ctx, s.sql.manyAttempts, ids)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	as, err := pgx.CollectRows(rows, scanAttempt)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, a := range as {
-		atts[a.run] = append(atts[a.run], a)
-	}
-	rows, err = tx.Query(ctx, s.sql.manyData, ids)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	ds, err := pgx.CollectRows(rows, scanData)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	for _, d := range ds {
-		datas[d.run] = append(datas[d.run], d)
-	}
-	return nodes, atts, datas, nil
+	var id string
+	var body []byte
+	_, err = pgx.ForEachRow(rows, []any{&id, &body}, func() error {
+		logs[id] = append(logs[id], body)
+		body = nil // the next row scans into a new slice
+		return nil
+	})
+	return logs, err
 }
 
 // Extend implements [driver.Store].
@@ -628,12 +485,13 @@ func (s *Store) Cancel(ctx context.Context, p driver.CancelParams) error {
 		return errClosed
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, s.sql.cancel, p.ID, p.Error, sqlstore.Nanos(p.At))
-		if err != nil {
+		var version int64
+		var nodes int
+		switch err := tx.QueryRow(ctx, s.sql.cancel, p.ID, p.Error, sqlstore.Nanos(p.At)).Scan(&version, &nodes); {
+		case err == nil:
+			_, err := tx.Exec(ctx, s.sql.insertLog, p.ID, version, sqlstore.EncodeCancel(nodes))
 			return err
-		}
-		if tag.RowsAffected() == 1 {
-			_, err := tx.Exec(ctx, s.sql.clearFlight, p.ID)
+		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
 		var st string
@@ -672,10 +530,8 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		if err != nil || len(ids) == 0 {
 			return err
 		}
-		for _, q := range []string{s.sql.deleteNodes, s.sql.deleteAttempts, s.sql.deleteND} {
-			if _, err := tx.Exec(ctx, q, ids); err != nil {
-				return err
-			}
+		if _, err := tx.Exec(ctx, s.sql.deleteLogs, ids); err != nil {
+			return err
 		}
 		tag, err := tx.Exec(ctx, "DELETE FROM "+s.sql.runs+" WHERE id = ANY($1)", ids)
 		n = int(tag.RowsAffected())

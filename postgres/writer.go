@@ -233,7 +233,7 @@ func (s *Store) maybeAnalyze(created int64) {
 		ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 		defer cancel()
 		// Best effort: without the right to analyze, autovacuum will do.
-		_, _ = s.pool.Exec(ctx, "ANALYZE "+s.sql.runs+", "+s.sql.nodes+", "+s.sql.attempts+", "+s.sql.nodeData)
+		_, _ = s.pool.Exec(ctx, "ANALYZE "+s.sql.runs+", "+s.sql.checkpoints)
 	}()
 }
 
@@ -255,58 +255,6 @@ func appendRounds(stmts [][]*writeReq, writes []*writeReq) [][]*writeReq {
 	return stmts
 }
 
-// rowArrays are the node, attempt and data rows of a statement, as the
-// arrays its unnest takes.
-type rowArrays struct {
-	nRun, nName, nKind, nStatus  []string
-	nIdx                         []int32
-	nStarted, nFinished, nFlight []int64
-	aRun, aErr, aStack           []string
-	aIdx, aNum                   []int32
-	aStarted, aDur               []int64
-	aInterrupted                 []bool
-	dRun                         []string
-	dIdx, dOff, dDel             []int32
-	dSnap, dIns                  [][]byte
-	xRun                         []string
-	xIdx                         []int32
-}
-
-func (a *rowArrays) node(run string, n sqlstore.Node) {
-	a.nRun, a.nIdx, a.nName, a.nKind, a.nStatus = append(a.nRun, run), append(a.nIdx, int32(n.Index)), append(a.nName, n.Name),
-		append(a.nKind, n.Kind), append(a.nStatus, n.Status)
-	a.nStarted, a.nFinished, a.nFlight = append(a.nStarted, n.StartedAt), append(a.nFinished, n.FinishedAt), append(a.nFlight, n.InFlight)
-}
-
-func (a *rowArrays) attempts(run string, i int, atts []driver.Attempt) {
-	for k := range atts {
-		t := sqlstore.AttemptOf(i, &atts[k])
-		a.aRun, a.aIdx, a.aNum = append(a.aRun, run), append(a.aIdx, int32(i)), append(a.aNum, int32(t.Number))
-		a.aStarted, a.aDur = append(a.aStarted, t.StartedAt), append(a.aDur, t.Duration)
-		a.aErr, a.aStack, a.aInterrupted = append(a.aErr, t.Error), append(a.aStack, t.Stack), append(a.aInterrupted, t.Interrupted)
-	}
-}
-
-func (a *rowArrays) data(run string, nd *driver.NodeData) {
-	d := sqlstore.DataOf(nd)
-	a.dRun, a.dIdx = append(a.dRun, run), append(a.dIdx, int32(d.Index))
-	if d.Snapshot != nil {
-		a.dSnap, a.dOff, a.dDel, a.dIns = append(a.dSnap, d.Snapshot), append(a.dOff, 0), append(a.dDel, 0), append(a.dIns, nil)
-	} else {
-		a.dSnap, a.dOff, a.dDel, a.dIns = append(a.dSnap, nil), append(a.dOff, int32(d.Offset)), append(a.dDel, int32(d.Delete)), append(a.dIns, d.Insert)
-	}
-}
-
-func (a *rowArrays) drop(run string, i int) {
-	a.xRun, a.xIdx = append(a.xRun, run), append(a.xIdx, int32(i))
-}
-
-func (a *rowArrays) args() []any {
-	return []any{a.nRun, a.nIdx, a.nName, a.nKind, a.nStatus, a.nStarted, a.nFinished, a.nFlight,
-		a.aRun, a.aIdx, a.aNum, a.aStarted, a.aDur, a.aErr, a.aStack, a.aInterrupted,
-		a.dRun, a.dIdx, a.dSnap, a.dOff, a.dDel, a.dIns, a.xRun, a.xIdx}
-}
-
 func createArgs(ps []*driver.CreateParams) []any {
 	n := len(ps)
 	id, wf, fp, st, owner, errs, atNode := make([]string, n), make([]string, n), make([]string, n), make([]string, n),
@@ -314,24 +262,17 @@ func createArgs(ps []*driver.CreateParams) []any {
 	lease, created, updated, finished := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	input, initial := make([][]byte, n), make([][]byte, n)
 	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
-	var rows rowArrays
+	body := make([][]byte, n)
 	for i, p := range ps {
 		h := sqlstore.HeaderOf(p.Run)
+		body[i] = sqlstore.EncodeCreate(p.Run, p.Data)
 		intr[i] = int32(h.Interrupted)
 		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
 		lease[i], created[i], updated[i], finished[i] = leaseMicros(p.Lease), h.CreatedAt, h.UpdatedAt, h.FinishedAt
 		input[i], initial[i] = h.Input, h.Initial
 		nodes[i], done[i], atts[i], fails[i] = int32(h.Nodes), int32(h.Done), int32(h.Attempts), int32(h.Failures)
-		for k := range p.Run.Steps {
-			rows.node(h.ID, sqlstore.NodeOf(k, &p.Run.Steps[k]))
-			rows.attempts(h.ID, k, p.Run.Steps[k].Attempts)
-		}
-		for k := range p.Data {
-			rows.data(h.ID, &p.Data[k])
-		}
 	}
-	return append([]any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, intr, atNode},
-		rows.args()...)
+	return []any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, intr, atNode, body}
 }
 
 func checkpointArgs(ps []*driver.CheckpointParams) []any {
@@ -340,26 +281,15 @@ func checkpointArgs(ps []*driver.CheckpointParams) []any {
 		make([]string, n), make([]string, n)
 	version, updated, finished, lease := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
-	var rows rowArrays
+	body := make([][]byte, n)
 	for i, p := range ps {
 		h := p.Header
+		body[i] = sqlstore.EncodeCheckpoint(h.Nodes, p.Nodes)
 		intr[i] = int32(h.Summary.Interrupted)
 		id[i], version[i], owner[i], st[i], errs[i], fp[i] = p.ID, p.Version, p.Owner, string(h.Status), h.Error, h.Fingerprint
 		updated[i], finished[i], lease[i] = sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt), leaseMicros(p.Lease)
 		nodes[i], done[i], atts[i], fails[i], atNode[i] = int32(h.Nodes), int32(h.Summary.Done), int32(h.Summary.Attempts),
 			int32(h.Summary.Failures), h.Summary.Node
-		for k := range p.Nodes {
-			c := &p.Nodes[k]
-			rows.node(p.ID, sqlstore.NodeChangeOf(c))
-			rows.attempts(p.ID, c.Index, c.Attempts)
-			switch {
-			case c.Data != nil:
-				rows.data(p.ID, c.Data)
-			case c.Reset || c.Replace:
-				rows.drop(p.ID, c.Index)
-			}
-		}
 	}
-	return append([]any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease, intr},
-		rows.args()...)
+	return []any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease, intr, body}
 }

@@ -144,7 +144,7 @@ var goSteps = map[int]func(ctx context.Context, db execer) error{
 }
 
 // convert0001 moves the runs of schema 0001, a JSON body each, into the
-// tables of schema 0002, a page at a time, then drops the old table. A run
+// tables of schema 0002 (a header and one checkpoint row each), a page at a time, then drops the old table. A run
 // whose body does not decode is kept as it was in corrupt_0001, for a
 // person to look at: nothing is lost.
 func convert0001(ctx context.Context, db execer) error {
@@ -185,7 +185,7 @@ func convert0001(ctx context.Context, db execer) error {
 				}
 				continue
 			}
-			if err := insertRows(ctx, db, &run.Header, run.Nodes, run.Attempts, run.Data); err != nil {
+			if err := insertRows(ctx, db, &run.Header, run.Body); err != nil {
 				return fmt.Errorf("run %s: %w", o.h.ID, err)
 			}
 			converted++

@@ -41,14 +41,9 @@ type querier interface {
 }
 
 const (
-	selectHeader   = "SELECT " + headerColumns + " FROM runs WHERE id = ?"
-	selectNodes    = "SELECT idx, name, kind, status, started_at, finished_at, in_flight FROM nodes WHERE run_id = ? ORDER BY idx"
-	selectAttempts = "SELECT idx, number, started_at, duration, error, stack, interrupted FROM attempts WHERE run_id = ? ORDER BY idx, number"
-	// The data rows up to node ?2 from the last snapshot among them on.
-	selectData = `SELECT idx, snapshot, patch_offset, patch_delete, patch_insert FROM node_data
-		WHERE run_id = ?1 AND idx <= ?2 AND idx >= coalesce(
-			(SELECT max(idx) FROM node_data WHERE run_id = ?1 AND idx <= ?2 AND snapshot IS NOT NULL), -1)
-		ORDER BY idx`
+	selectHeader = "SELECT " + headerColumns + " FROM runs WHERE id = ?"
+	selectLog    = "SELECT body FROM checkpoints WHERE run_id = ? ORDER BY version"
+	insertLog    = "INSERT INTO checkpoints (run_id, version, body) VALUES (?, ?, ?)"
 )
 
 // readRun reads the whole run id with q, which must see one state of the
@@ -64,46 +59,24 @@ func readRun(ctx context.Context, q querier, id string) (*flux.Run, error) {
 	return readRows(ctx, q, &h)
 }
 
-// readRows reads the rows of the run of header h and assembles it.
-func readRows(ctx context.Context, q querier, h *sqlstore.Header) (*flux.Run, error) {
+// readLog reads the checkpoint rows of the run of header h, in order.
+func readLog(ctx context.Context, q querier, h *sqlstore.Header) ([][]byte, error) {
 	if err := checkHeader(h); err != nil {
 		return nil, err
 	}
-	nodes, err := collect(ctx, q, selectNodes, []any{h.ID}, func(s scanner) (n sqlstore.Node, err error) {
-		err = s.Scan(&n.Index, &n.Name, &n.Kind, &n.Status, &n.StartedAt, &n.FinishedAt, &n.InFlight)
-		return n, err
+	return collect(ctx, q, selectLog, []any{h.ID}, func(s scanner) (b []byte, err error) {
+		err = s.Scan(&b)
+		return b, err
 	})
-	if err != nil {
-		return nil, err
-	}
-	atts, err := collect(ctx, q, selectAttempts, []any{h.ID}, func(s scanner) (a sqlstore.Attempt, err error) {
-		err = s.Scan(&a.Index, &a.Number, &a.StartedAt, &a.Duration, &a.Error, &a.Stack, &a.Interrupted)
-		return a, err
-	})
-	if err != nil {
-		return nil, err
-	}
-	datas, err := readData(ctx, q, h.ID, h.Nodes-1)
-	if err != nil {
-		return nil, err
-	}
-	if len(nodes) != h.Nodes {
-		return nil, driver.Corrupt(h.ID, "it has %d nodes, %d are stored (sqlite)", h.Nodes, len(nodes))
-	}
-	r, err := sqlstore.Assemble(h, nodes, atts, datas)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: %w", err)
-	}
-	return r, nil
 }
 
-// readData reads the data rows of run id up to node last, from the last
-// snapshot among them on.
-func readData(ctx context.Context, q querier, id string, last int) ([]sqlstore.Data, error) {
-	return collect(ctx, q, selectData, []any{id, last}, func(s scanner) (d sqlstore.Data, err error) {
-		err = s.Scan(&d.Index, &d.Snapshot, &d.Offset, &d.Delete, &d.Insert)
-		return d, err
-	})
+// readRows reads the log of the run of header h and replays it.
+func readRows(ctx context.Context, q querier, h *sqlstore.Header) (*flux.Run, error) {
+	bodies, err := readLog(ctx, q, h)
+	if err != nil {
+		return nil, err
+	}
+	return sqlstore.Replay(h, bodies)
 }
 
 func collect[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
@@ -126,65 +99,24 @@ func collect[T any](ctx context.Context, q querier, query string, args []any, sc
 	return out, nil
 }
 
-// execer runs statements: the writer's transaction, or a migration's.
+// rowWriter runs statements: a migration's transaction.
 type rowWriter interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// insertRows inserts a run's header and rows. It is how a migration writes
-// converted runs; Create uses the writer's prepared statements.
-func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, nodes []sqlstore.Node, atts []sqlstore.Attempt, datas []sqlstore.Data) error {
+// insertRows inserts a run's header and its one checkpoint row. It is how
+// a migration writes converted runs; Create uses the writer's prepared
+// statements.
+func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, body []byte) error {
 	if _, err := db.ExecContext(ctx, "INSERT INTO runs ("+headerColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
 		headerArgs(h)...); err != nil {
 		return err
 	}
-	for _, n := range nodes {
-		if _, err := db.ExecContext(ctx, upsertNode, nodeArgs(h.ID, &n)...); err != nil {
-			return err
-		}
-	}
-	for _, a := range atts {
-		if _, err := db.ExecContext(ctx, insertAttempt, attemptArgs(h.ID, &a)...); err != nil {
-			return err
-		}
-	}
-	for _, d := range datas {
-		if _, err := db.ExecContext(ctx, upsertData, dataArgs(h.ID, &d)...); err != nil {
-			return err
-		}
-	}
-	return nil
+	_, err := db.ExecContext(ctx, insertLog, h.ID, h.Version, body)
+	return err
 }
 
 func headerArgs(h *sqlstore.Header) []any {
 	return []any{h.ID, h.Workflow, h.Fingerprint, h.Status, h.Version, h.Owner, h.LeaseUntil, h.CreatedAt, h.UpdatedAt,
 		h.FinishedAt, h.Error, h.Input, h.Initial, h.Nodes, h.Done, h.Attempts, h.Failures, h.Interrupted, h.AtNode}
-}
-
-const (
-	upsertNode = `INSERT INTO nodes (run_id, idx, name, kind, status, started_at, finished_at, in_flight)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, idx) DO UPDATE SET name = excluded.name, kind = excluded.kind, status = excluded.status,
-			started_at = excluded.started_at, finished_at = excluded.finished_at, in_flight = excluded.in_flight`
-	insertAttempt = `INSERT INTO attempts (run_id, idx, number, started_at, duration, error, stack, interrupted)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`
-	upsertData = `INSERT INTO node_data (run_id, idx, snapshot, patch_offset, patch_delete, patch_insert)
-		VALUES (?, ?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, idx) DO UPDATE SET snapshot = excluded.snapshot, patch_offset = excluded.patch_offset,
-			patch_delete = excluded.patch_delete, patch_insert = excluded.patch_insert`
-)
-
-func nodeArgs(id string, n *sqlstore.Node) []any {
-	return []any{id, n.Index, n.Name, n.Kind, n.Status, n.StartedAt, n.FinishedAt, n.InFlight}
-}
-
-func attemptArgs(id string, a *sqlstore.Attempt) []any {
-	return []any{id, a.Index, a.Number, a.StartedAt, a.Duration, a.Error, a.Stack, a.Interrupted}
-}
-
-func dataArgs(id string, d *sqlstore.Data) []any {
-	if d.Snapshot != nil {
-		return []any{id, d.Index, d.Snapshot, 0, 0, nil}
-	}
-	return []any{id, d.Index, nil, d.Offset, d.Delete, d.Insert}
 }

@@ -41,48 +41,13 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 		if n, err := res.RowsAffected(); err != nil || n == 0 {
 			return fmt.Errorf("%w: %s", flux.ErrRunExists, r.ID)
 		}
-		for i := range r.Steps {
-			if err := t.node(r.ID, sqlstore.NodeOf(i, &r.Steps[i])); err != nil {
-				return err
-			}
-			if err := t.attempts(r.ID, i, r.Steps[i].Attempts); err != nil {
-				return err
-			}
-		}
-		for i := range p.Data {
-			if err := t.data(r.ID, &p.Data[i]); err != nil {
-				return err
-			}
+		if _, err := t.insertLog.ExecContext(bg, r.ID, 1, sqlstore.EncodeCreate(r, p.Data)); err != nil {
+			return fmt.Errorf("sqlite: inserting run %s: %w", r.ID, err)
 		}
 		w = driver.Written{Version: 1, LeaseUntil: sqlstore.Time(h.LeaseUntil)}
 		return nil
 	})
 	return w, err
-}
-
-func (t *txn) node(id string, n sqlstore.Node) error {
-	if _, err := t.upsertNode.ExecContext(bg, nodeArgs(id, &n)...); err != nil {
-		return fmt.Errorf("sqlite: writing node %d of run %s: %w", n.Index, id, err)
-	}
-	return nil
-}
-
-func (t *txn) attempts(id string, i int, atts []driver.Attempt) error {
-	for k := range atts {
-		a := sqlstore.AttemptOf(i, &atts[k])
-		if _, err := t.insertAttempt.ExecContext(bg, attemptArgs(id, &a)...); err != nil {
-			return fmt.Errorf("sqlite: writing attempt %d of node %d of run %s: %w", a.Number, i, id, err)
-		}
-	}
-	return nil
-}
-
-func (t *txn) data(id string, nd *driver.NodeData) error {
-	d := sqlstore.DataOf(nd)
-	if _, err := t.upsertData.ExecContext(bg, dataArgs(id, &d)...); err != nil {
-		return fmt.Errorf("sqlite: writing the data of node %d of run %s: %w", d.Index, id, err)
-	}
-	return nil
 }
 
 // Checkpoint implements [driver.Store].
@@ -94,6 +59,19 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt)); err != nil {
 		return driver.Written{}, fmt.Errorf("sqlite: run %s: %w", p.ID, err)
 	}
+	for k := range p.Nodes {
+		if n := &p.Nodes[k]; n.Index < 0 || n.Index >= h.Nodes {
+			return driver.Written{}, fmt.Errorf("sqlite: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
+		}
+	}
+	// Encoded here, on the caller's goroutine: the writer's time is the
+	// store's throughput.
+	body := sqlstore.EncodeCheckpoint(h.Nodes, p.Nodes)
+	status, updated, finished := string(h.Status), sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt)
+	// A run that stays running, written by its owner, takes the short way:
+	// an UPDATE that leaves status and finished_at, and so the partial
+	// indexes, alone, and returns nothing.
+	short := h.Status == flux.StatusRunning && finished == 0 && p.Lease > 0 && p.Owner != ""
 	var w driver.Written
 	err := s.submit(ctx, func(t *txn) error {
 		var until int64
@@ -101,50 +79,32 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 			until = leaseUntil(p.Lease)
 		}
 		var lease, version int64
-		err := t.updateRun.QueryRowContext(bg, string(h.Status), h.Error, h.Fingerprint, sqlstore.Nanos(h.UpdatedAt),
-			sqlstore.Nanos(h.FinishedAt), h.Nodes, h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
-			h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner).Scan(&lease, &version)
-		if errors.Is(err, sql.ErrNoRows) {
-			return t.whyNot(p.ID, p.Version, p.Owner)
+		applied := false
+		if short {
+			res, err := t.updateRunning.ExecContext(bg, h.Error, h.Fingerprint, updated, h.Nodes, h.Summary.Interrupted, until,
+				h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status)
+			if err != nil {
+				return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+			}
+			applied, lease, version = n == 1, until, p.Version+1
 		}
-		if err != nil {
+		if !applied {
+			err := t.updateRun.QueryRowContext(bg, status, h.Error, h.Fingerprint, updated,
+				finished, h.Nodes, h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
+				h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner).Scan(&lease, &version)
+			if errors.Is(err, sql.ErrNoRows) {
+				return t.whyNot(p.ID, p.Version, p.Owner)
+			}
+			if err != nil {
+				return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+			}
+		}
+		if _, err := t.insertLog.ExecContext(bg, p.ID, version, body); err != nil {
 			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-		}
-		if _, err := t.dropNodes.ExecContext(bg, p.ID, h.Nodes); err != nil {
-			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-		}
-		if _, err := t.dropAttempts.ExecContext(bg, p.ID, h.Nodes); err != nil {
-			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-		}
-		if _, err := t.dropData.ExecContext(bg, p.ID, h.Nodes); err != nil {
-			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-		}
-		for k := range p.Nodes {
-			n := &p.Nodes[k]
-			if n.Index < 0 || n.Index >= h.Nodes {
-				return fmt.Errorf("sqlite: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
-			}
-			if n.Replace {
-				if _, err := t.deleteAttempts.ExecContext(bg, p.ID, n.Index); err != nil {
-					return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-				}
-			}
-			if n.Reset || n.Replace {
-				if _, err := t.deleteData.ExecContext(bg, p.ID, n.Index); err != nil {
-					return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
-				}
-			}
-			if err := t.node(p.ID, sqlstore.NodeChangeOf(n)); err != nil {
-				return err
-			}
-			if err := t.attempts(p.ID, n.Index, n.Attempts); err != nil {
-				return err
-			}
-			if n.Data != nil {
-				if err := t.data(p.ID, n.Data); err != nil {
-					return err
-				}
-			}
 		}
 		w = driver.Written{Version: version, LeaseUntil: sqlstore.Time(lease)}
 		return nil
@@ -214,11 +174,15 @@ func (s *Store) NodeData(ctx context.Context, p driver.NodeDataParams) (json.Raw
 		if p.Index < -1 || p.Index >= h.Nodes {
 			return fmt.Errorf("sqlite: run %s has no node %d", p.ID, p.Index)
 		}
-		datas, err := readData(ctx, tx, p.ID, p.Index)
+		bodies, err := readLog(ctx, tx, &h)
 		if err != nil {
 			return err
 		}
-		data, err = sqlstore.Rebuild(p.ID, h.Initial, datas)
+		l, err := sqlstore.ReplayLog(&h, bodies)
+		if err != nil {
+			return err
+		}
+		data, err = l.DataAt(&h, p.Index)
 		return err
 	})
 	return data, err
@@ -390,17 +354,16 @@ func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
 func (s *Store) Cancel(ctx context.Context, p driver.CancelParams) error {
 	at := sqlstore.Nanos(p.At)
 	return s.submit(ctx, func(t *txn) error {
-		res, err := t.cancel.ExecContext(bg, p.Error, at, at, p.ID)
-		if err != nil {
-			return fmt.Errorf("sqlite: cancelling run %s: %w", p.ID, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 1 {
-			if _, err := t.clearInFlight.ExecContext(bg, p.ID); err != nil {
+		var version int64
+		var nodes int
+		switch err := t.cancel.QueryRowContext(bg, p.Error, at, at, p.ID).Scan(&version, &nodes); {
+		case err == nil:
+			if _, err := t.insertLog.ExecContext(bg, p.ID, version, sqlstore.EncodeCancel(nodes)); err != nil {
 				return fmt.Errorf("sqlite: cancelling run %s: %w", p.ID, err)
 			}
 			return nil
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("sqlite: cancelling run %s: %w", p.ID, err)
 		}
 		var st string
 		switch err := t.status.QueryRowContext(bg, p.ID).Scan(&st); {
@@ -447,10 +410,8 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		if err != nil {
 			return err
 		}
-		for _, table := range []string{"nodes", "attempts", "node_data"} {
-			if _, err := t.conn.ExecContext(bg, "DELETE FROM "+table+" WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
-				return fmt.Errorf("sqlite: pruning runs: %w", err)
-			}
+		if _, err := t.conn.ExecContext(bg, "DELETE FROM checkpoints WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
+			return fmt.Errorf("sqlite: pruning runs: %w", err)
 		}
 		res, err := t.conn.ExecContext(bg, "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))", string(list))
 		if err != nil {

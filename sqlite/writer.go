@@ -176,23 +176,21 @@ func isOutcome(err error) bool {
 type writeStmts struct {
 	begin, commit, rollback *sql.Stmt
 
-	insertRun, upsertNode, insertAttempt, upsertData *sql.Stmt
-	deleteData, deleteAttempts                       *sql.Stmt // of one node
-	dropNodes, dropAttempts, dropData                *sql.Stmt // of the nodes from an index on
-	updateRun                                        *sql.Stmt // compare-and-set, returning the lease
-	versionOwner                                     *sql.Stmt
-	selectHeader                                     *sql.Stmt
-	claim                                            *sql.Stmt
-	expired                                          *sql.Stmt
-	extend                                           *sql.Stmt
-	release                                          *sql.Stmt
-	cancel, clearInFlight, status                    *sql.Stmt
+	insertRun, insertLog *sql.Stmt
+	updateRun            *sql.Stmt // compare-and-set, returning the lease
+	updateRunning        *sql.Stmt // compare-and-set of an owned running run that stays so
+	versionOwner         *sql.Stmt
+	selectHeader         *sql.Stmt
+	claim                *sql.Stmt
+	expired              *sql.Stmt
+	extend               *sql.Stmt
+	release              *sql.Stmt
+	cancel, status       *sql.Stmt
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.upsertNode, &w.insertAttempt, &w.upsertData,
-		&w.deleteData, &w.deleteAttempts, &w.dropNodes, &w.dropAttempts, &w.dropData, &w.updateRun, &w.versionOwner,
-		&w.selectHeader, &w.claim, &w.expired, &w.extend, &w.release, &w.cancel, &w.clearInFlight, &w.status}
+	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.insertLog, &w.updateRun, &w.updateRunning, &w.versionOwner,
+		&w.selectHeader, &w.claim, &w.expired, &w.extend, &w.release, &w.cancel, &w.status}
 }
 
 func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
@@ -205,14 +203,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.rollback, "ROLLBACK"},
 		{&w.insertRun, "INSERT INTO runs (" + headerColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`},
-		{&w.upsertNode, upsertNode},
-		{&w.insertAttempt, insertAttempt},
-		{&w.upsertData, upsertData},
-		{&w.deleteData, "DELETE FROM node_data WHERE run_id = ? AND idx = ?"},
-		{&w.deleteAttempts, "DELETE FROM attempts WHERE run_id = ? AND idx = ?"},
-		{&w.dropNodes, "DELETE FROM nodes WHERE run_id = ? AND idx >= ?"},
-		{&w.dropAttempts, "DELETE FROM attempts WHERE run_id = ? AND idx >= ?"},
-		{&w.dropData, "DELETE FROM node_data WHERE run_id = ? AND idx >= ?"},
+		{&w.insertLog, insertLog},
 		// ?8 > 0 extends the stored owner's lease to ?9, ?8 < 0 releases it.
 		// Workflow and created_at are left alone: they are set by Create,
 		// and an UPDATE naming them rewrites their indexes too.
@@ -221,6 +212,12 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 				lease_until = CASE WHEN ?8 > 0 AND owner <> '' THEN ?9 WHEN ?8 < 0 THEN 0 ELSE lease_until END,
 				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
 			WHERE id = ?14 AND version = ?15 AND owner IN (?16, '') RETURNING lease_until, version`},
+		// The short way for a running run's owner, when it stays running:
+		// status and finished_at (columns of the partial indexes) are
+		// compared, not set, and nothing is returned.
+		{&w.updateRunning, `UPDATE runs SET error = ?1, fingerprint = ?2, updated_at = ?3, nodes = ?4, interrupted = ?5,
+				lease_until = ?6, done = ?7, attempts = ?8, failures = ?9, at_node = ?10, version = version + 1
+			WHERE id = ?11 AND version = ?12 AND owner = ?13 AND status = ?14 AND finished_at = 0`},
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
 		{&w.selectHeader, selectHeader},
 		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ? RETURNING version"},
@@ -234,8 +231,7 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.release, "UPDATE runs SET owner = '', lease_until = 0, version = version + 1 WHERE id = ? AND owner = ? AND owner <> ''"},
 		{&w.cancel, `UPDATE runs SET status = 'cancelled', error = ?, updated_at = ?, finished_at = ?, owner = '', lease_until = 0,
 				version = version + 1
-			WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled')`},
-		{&w.clearInFlight, "UPDATE nodes SET in_flight = 0 WHERE run_id = ? AND in_flight <> 0"},
+			WHERE id = ? AND status NOT IN ('completed', 'failed', 'cancelled') RETURNING version, nodes`},
 		{&w.status, "SELECT status FROM runs WHERE id = ?"},
 	} {
 		st, err := conn.PrepareContext(ctx, p.sql)

@@ -54,9 +54,12 @@ type benchResult struct {
 }
 
 func (r benchResult) String() string {
-	return fmt.Sprintf("W1 %s: %d runs, %.0f runs/s, %.0f steps/s, seq p50 %.3f ms p99 %.3f ms, peak RSS %d MiB",
-		r.Storage, r.Runs, r.RunsPerSecond, r.StepsPerSecond,
-		float64(r.SeqP50.Microseconds())/1000, float64(r.SeqP99.Microseconds())/1000, r.PeakRSSBytes>>20)
+	seq := ""
+	if r.SequentialRuns > 0 {
+		seq = fmt.Sprintf(", seq p50 %.3f ms p99 %.3f ms", float64(r.SeqP50.Microseconds())/1000, float64(r.SeqP99.Microseconds())/1000)
+	}
+	return fmt.Sprintf("W1 %s: %d runs at concurrency %d, %.0f runs/s, %.0f steps/s%s, peak RSS %d MiB",
+		r.Storage, r.Runs, r.ConcurrencyLevel, r.RunsPerSecond, r.StepsPerSecond, seq, r.PeakRSSBytes>>20)
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -68,15 +71,19 @@ func runBench(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
 	workload := fs.String("workload", "w1", "w1 (short runs, throughput) or long (W2: runs of --steps steps, time and bytes per step)")
 	steps := fs.Int("steps", 100, "long: steps per run")
+	baseline := fs.Bool("baseline", false, "w1: instead of Flux, measure the raw baseline: the same three durable writes per run, group-committed by one writer (sqlite or postgres)")
 	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data (0: each step changes the data without growing it)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]
+       flux bench --baseline [--workflows N] [--concurrency C] --storage sqlite|postgres [store flags]
        flux bench --workload long [--steps N] [--data-bytes B] [--workflows R] [store flags]
 
 W1 (the default) runs two steps and one commit, trivial work, small data, N times at concurrency C,
 then a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.
 W2 (--workload long) runs R runs (default 1) of N steps one after the other, each step appending
-B bytes to the run's data, and prints the time per step and the bytes written and stored per step.`)
+B bytes to the run's data, and prints the time per step and the bytes written and stored per step.
+--baseline measures, instead of Flux, a loop doing W1's three durable writes per run with the same
+group commit, in a table of its own (baseline_runs): the figure to hold Flux's W1 against.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -100,6 +107,17 @@ B bytes to the run's data, and prints the time per step and the bytes written an
 		}
 	default:
 		return fmt.Errorf("unknown --workload %q: want w1 or long", *workload)
+	}
+	if *baseline {
+		if *workload != "w1" {
+			return fmt.Errorf("--baseline measures W1's writes; it does not go with --workload %s", *workload)
+		}
+		res, err := benchBaseline(ctx, so, *n, *c)
+		if err != nil {
+			return err
+		}
+		fmt.Println(res)
+		return nil
 	}
 	store, err := so.open(ctx)
 	if err != nil {

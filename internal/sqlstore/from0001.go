@@ -28,12 +28,11 @@ type body0001 struct {
 	FinishedAt time.Time `json:"finishedAt"`
 }
 
-// Run0001 is a converted run of schema 0001.
+// Run0001 is a converted run of schema 0001: its header and the body of
+// its one checkpoint row.
 type Run0001 struct {
-	Header   Header
-	Nodes    []Node
-	Attempts []Attempt
-	Data     []Data
+	Header Header
+	Body   []byte
 }
 
 // From0001 converts a run of schema 0001, given its columns in h (ID,
@@ -49,31 +48,28 @@ func From0001(h Header, body []byte) (*Run0001, error) {
 	if err := json.Unmarshal(body, &b); err != nil {
 		return nil, driver.Corrupt(h.ID, "its schema-0001 body does not decode: %v", err)
 	}
-	out := &Run0001{Header: h}
-	steps := make([]driver.StepState, len(b.Steps))
+	run := &driver.Run{Steps: make([]driver.StepState, len(b.Steps))}
+	var datas []driver.NodeData
 	var prev json.RawMessage
 	patched := -1
 	for i, s := range b.Steps {
-		steps[i] = driver.StepState{Name: s.Name, Kind: driver.Kind(s.Kind), Status: driver.Status(s.Status),
+		run.Steps[i] = driver.StepState{Name: s.Name, Kind: driver.Kind(s.Kind), Status: driver.Status(s.Status),
 			Attempts: s.Attempts, StartedAt: s.StartedAt, FinishedAt: s.FinishedAt, InFlight: s.InFlight}
-		out.Nodes = append(out.Nodes, NodeOf(i, &steps[i]))
-		for k := range s.Attempts {
-			out.Attempts = append(out.Attempts, AttemptOf(i, &s.Attempts[k]))
-		}
 		if s.Status != string(driver.StatusCompleted) || len(s.Data) == 0 {
 			continue
 		}
 		p := driver.Diff(prev, s.Data)
 		if patched < 0 || patched+p.Size() > len(s.Data) {
-			out.Data = append(out.Data, Data{Index: i, Snapshot: s.Data})
+			datas = append(datas, driver.NodeData{Index: i, Snapshot: s.Data})
 			patched = 0
 		} else {
-			out.Data = append(out.Data, Data{Index: i, Offset: p.Offset, Delete: p.Delete, Insert: orEmpty(p.Insert)})
+			datas = append(datas, driver.NodeData{Index: i, Patch: &p})
 			patched += p.Size()
 		}
 		prev = s.Data
 	}
-	sum := driver.Summarize(steps)
+	out := &Run0001{Header: h, Body: EncodeCreate(run, datas)}
+	sum := driver.Summarize(run.Steps)
 	out.Header.Fingerprint, out.Header.Error = b.Fingerprint, b.Error
 	out.Header.FinishedAt = Nanos(b.FinishedAt)
 	out.Header.Input = orEmpty(b.Input)

@@ -6,11 +6,11 @@
 // A run is kept as:
 //   - runs: its header, one row: status, version, owner and lease, input,
 //     the data before its first node (initial_data), and its summary. List
-//     reads this table only.
-//   - nodes: one row per node that has been written.
-//   - attempts: one row per attempt, appended, never changed.
-//   - node_data: one row per completed node: the data it left, whole
-//     (snapshot) or as a patch from the data before it.
+//     reads this table only; every write updates it.
+//   - checkpoints: its log, one row per write that changed its nodes,
+//     appended and never changed: the nodes the write changed, the attempts
+//     it recorded, and the data the nodes it completed left, whole
+//     (snapshot) or as a patch from the data before (see [EncodeCheckpoint]).
 //
 // Times are Unix nanoseconds, 0 for none; JSON is stored as its bytes.
 package sqlstore
@@ -37,29 +37,6 @@ type Header struct {
 	Nodes, Done, Attempts, Failures   int
 	Interrupted                       int
 	AtNode                            string
-}
-
-// Node is a row of nodes.
-type Node struct {
-	Index                           int
-	Name, Kind, Status              string
-	StartedAt, FinishedAt, InFlight int64
-}
-
-// Attempt is a row of attempts.
-type Attempt struct {
-	Index, Number       int
-	StartedAt, Duration int64
-	Error, Stack        string
-	Interrupted         bool
-}
-
-// Data is a row of node_data: a snapshot, or (Snapshot nil) a patch.
-type Data struct {
-	Index          int
-	Snapshot       []byte
-	Offset, Delete int
-	Insert         []byte
 }
 
 // The instants a Unix time in int64 nanoseconds can hold.
@@ -131,32 +108,6 @@ func CheckRun(r *driver.Run) error {
 	return nil
 }
 
-// NodeOf returns the row of node i.
-func NodeOf(i int, s *driver.StepState) Node {
-	return Node{Index: i, Name: s.Name, Kind: string(s.Kind), Status: string(s.Status),
-		StartedAt: Nanos(s.StartedAt), FinishedAt: Nanos(s.FinishedAt), InFlight: Nanos(s.InFlight)}
-}
-
-// NodeChangeOf returns the row a node change writes.
-func NodeChangeOf(n *driver.NodeChange) Node {
-	return Node{Index: n.Index, Name: n.Name, Kind: string(n.Kind), Status: string(n.Status),
-		StartedAt: Nanos(n.StartedAt), FinishedAt: Nanos(n.FinishedAt), InFlight: Nanos(n.InFlight)}
-}
-
-// AttemptOf returns the row of attempt a of node i.
-func AttemptOf(i int, a *driver.Attempt) Attempt {
-	return Attempt{Index: i, Number: a.Number, StartedAt: Nanos(a.StartedAt), Duration: int64(a.Duration),
-		Error: a.Error, Stack: a.Stack, Interrupted: a.Interrupted}
-}
-
-// DataOf returns the row of a node's data.
-func DataOf(d *driver.NodeData) Data {
-	if d.Patch == nil {
-		return Data{Index: d.Index, Snapshot: orEmpty(d.Snapshot)}
-	}
-	return Data{Index: d.Index, Offset: d.Patch.Offset, Delete: d.Patch.Delete, Insert: orEmpty(d.Patch.Insert)}
-}
-
 // RunOf returns the run of a header row, without its nodes and data: what
 // List returns.
 func RunOf(h *Header) *driver.Run {
@@ -170,53 +121,10 @@ func RunOf(h *Header) *driver.Run {
 	}
 }
 
-// NodeData returns the data records of data rows.
-func NodeData(rows []Data) []driver.NodeData {
-	out := make([]driver.NodeData, len(rows))
-	for i, d := range rows {
-		out[i] = driver.NodeData{Index: d.Index}
-		if d.Snapshot != nil {
-			out[i].Snapshot = d.Snapshot
-		} else {
-			out[i].Patch = &driver.Patch{Offset: d.Offset, Delete: d.Delete, Insert: d.Insert}
-		}
-	}
-	return out
-}
-
-// Assemble returns the whole run of a header and its rows: nodes in index
-// order, attempts in (index, number) order, and the data rows from the last
-// snapshot on, in index order. An error wraps driver.ErrCorrupt and names
-// the run.
-func Assemble(h *Header, nodes []Node, attempts []Attempt, datas []Data) (*driver.Run, error) {
-	r := RunOf(h)
-	r.Steps = make([]driver.StepState, len(nodes))
-	for i, n := range nodes {
-		if n.Index != i {
-			return nil, driver.Corrupt(h.ID, "node %d is missing", i)
-		}
-		r.Steps[i] = driver.StepState{Name: n.Name, Kind: driver.Kind(n.Kind), Status: driver.Status(n.Status),
-			StartedAt: Time(n.StartedAt), FinishedAt: Time(n.FinishedAt), InFlight: Time(n.InFlight)}
-	}
-	for _, a := range attempts {
-		if a.Index < 0 || a.Index >= len(r.Steps) {
-			return nil, driver.Corrupt(h.ID, "an attempt of node %d, which it does not have", a.Index)
-		}
-		s := &r.Steps[a.Index]
-		s.Attempts = append(s.Attempts, driver.Attempt{Number: a.Number, StartedAt: Time(a.StartedAt),
-			Duration: time.Duration(a.Duration), Error: a.Error, Stack: a.Stack, Interrupted: a.Interrupted})
-	}
-	data, err := Rebuild(h.ID, h.Initial, datas)
-	if err != nil {
-		return nil, err
-	}
-	r.Data = data
-	return r, nil
-}
-
-// Rebuild returns the data of data rows from the last snapshot on.
-func Rebuild(id string, initial []byte, datas []Data) (json.RawMessage, error) {
-	data, err := driver.Rebuild(initial, NodeData(datas))
+// Rebuild returns the data after the last of datas, as driver.Rebuild; an
+// error names run id.
+func Rebuild(id string, initial []byte, datas []driver.NodeData) (json.RawMessage, error) {
+	data, err := driver.Rebuild(initial, datas)
 	if err != nil {
 		// Name the run, without saying "corrupt" twice.
 		return nil, driver.Corrupt(id, "%s", strings.TrimPrefix(err.Error(), driver.ErrCorrupt.Error()+": "))

@@ -1,7 +1,7 @@
--- Runs as a header and its rows, in the layout SQLite shares (see
--- internal/sqlstore): a checkpoint writes the header and what changed, List
--- reads headers only, and each node keeps the data it left as a snapshot or
--- a patch instead of a whole copy. Times are Unix nanoseconds, 0 for none.
+-- Runs as a header and a log, in the layout SQLite shares (see
+-- internal/sqlstore): a checkpoint updates the header and appends one row of
+-- what it changed, List reads headers only, and each node keeps the data it
+-- left as a snapshot or a patch instead of a whole copy. Times are Unix nanoseconds, 0 for none.
 -- The runs of schema 0001 are converted by the Go code of this migration,
 -- then runs_0001 is dropped.
 ALTER TABLE runs RENAME TO runs_0001;
@@ -32,44 +32,16 @@ CREATE TABLE runs (
     at_node      text   NOT NULL DEFAULT ''
 ) WITH (fillfactor = 70); -- room for HOT updates: checkpoints change no indexed column
 
-CREATE TABLE nodes (
-    run_id      text COLLATE "C" NOT NULL,
-    idx         integer NOT NULL,
-    name        text    NOT NULL,
-    kind        text    NOT NULL,
-    status      text    NOT NULL,
-    started_at  bigint  NOT NULL DEFAULT 0,
-    finished_at bigint  NOT NULL DEFAULT 0,
-    in_flight   bigint  NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, idx)
-) WITH (fillfactor = 70);
-
-CREATE TABLE attempts (
-    run_id      text COLLATE "C" NOT NULL,
-    idx         integer NOT NULL,
-    number      integer NOT NULL,
-    started_at  bigint  NOT NULL,
-    duration    bigint  NOT NULL,
-    error       text    NOT NULL DEFAULT '',
-    stack       text    NOT NULL DEFAULT '',
-    interrupted boolean NOT NULL DEFAULT false,
-    PRIMARY KEY (run_id, idx, number)
+-- One row per write that changed a run's nodes, keyed by the version the
+-- write gave the run: the nodes it changed, the attempts it appended, the
+-- data they left (internal/sqlstore's binary form). Never updated.
+CREATE TABLE checkpoints (
+    run_id  text COLLATE "C" NOT NULL,
+    version bigint NOT NULL,
+    body    bytea  NOT NULL,
+    PRIMARY KEY (run_id, version)
 );
 
--- snapshot is the whole data after the node, or NULL for a patch.
-CREATE TABLE node_data (
-    run_id       text COLLATE "C" NOT NULL,
-    idx          integer NOT NULL,
-    snapshot     bytea,
-    patch_offset integer NOT NULL DEFAULT 0,
-    patch_delete integer NOT NULL DEFAULT 0,
-    patch_insert bytea,
-    PRIMARY KEY (run_id, idx)
-);
-
--- Indexes for List, newest first. Completed runs, the bulk, are found by
--- runs_newest; the others by partial indexes, which a run enters only in
--- those states, so that a checkpoint pays for few index entries.
 CREATE INDEX runs_newest ON runs (created_at DESC, id DESC);
 CREATE INDEX runs_workflow_newest ON runs (workflow, created_at DESC, id DESC);
 CREATE INDEX runs_stopped ON runs (created_at DESC, id DESC) WHERE status IN ('failed', 'cancelled');

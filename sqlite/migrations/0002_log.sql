@@ -1,8 +1,8 @@
--- Runs as a header and its rows (see internal/sqlstore): a checkpoint writes
--- the header and what changed, List reads headers only, and each node keeps
--- the data it left as a snapshot or a patch instead of a whole copy. The
--- runs of schema 0001 are converted by the Go code of this migration, then
--- runs_0001 is dropped.
+-- Runs as a header and a log (see internal/sqlstore): a checkpoint updates
+-- the header and appends one row of what it changed, List reads headers
+-- only, and each node keeps the data it left as a snapshot or a patch
+-- instead of a whole copy. The runs of schema 0001 are converted by the Go
+-- code of this migration, then runs_0001 is dropped.
 ALTER TABLE runs RENAME TO runs_0001;
 DROP INDEX runs_created;
 DROP INDEX runs_workflow_created;
@@ -30,39 +30,14 @@ CREATE TABLE runs (
     at_node      TEXT    NOT NULL DEFAULT ''
 ) STRICT;
 
-CREATE TABLE nodes (
-    run_id      TEXT    NOT NULL,
-    idx         INTEGER NOT NULL,
-    name        TEXT    NOT NULL,
-    kind        TEXT    NOT NULL,
-    status      TEXT    NOT NULL,
-    started_at  INTEGER NOT NULL DEFAULT 0,
-    finished_at INTEGER NOT NULL DEFAULT 0,
-    in_flight   INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, idx)
-) STRICT, WITHOUT ROWID;
-
-CREATE TABLE attempts (
-    run_id      TEXT    NOT NULL,
-    idx         INTEGER NOT NULL,
-    number      INTEGER NOT NULL,
-    started_at  INTEGER NOT NULL,
-    duration    INTEGER NOT NULL,
-    error       TEXT    NOT NULL DEFAULT '',
-    stack       TEXT    NOT NULL DEFAULT '',
-    interrupted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (run_id, idx, number)
-) STRICT, WITHOUT ROWID;
-
--- snapshot is the whole data after the node, or NULL for a patch.
-CREATE TABLE node_data (
-    run_id       TEXT    NOT NULL,
-    idx          INTEGER NOT NULL,
-    snapshot     BLOB,
-    patch_offset INTEGER NOT NULL DEFAULT 0,
-    patch_delete INTEGER NOT NULL DEFAULT 0,
-    patch_insert BLOB,
-    PRIMARY KEY (run_id, idx)
+-- One row per write that changed a run's nodes, keyed by the version the
+-- write gave the run: the nodes it changed, the attempts it appended, the
+-- data they left (internal/sqlstore's binary form). Never updated.
+CREATE TABLE checkpoints (
+    run_id  TEXT    NOT NULL,
+    version INTEGER NOT NULL,
+    body    BLOB    NOT NULL,
+    PRIMARY KEY (run_id, version)
 ) STRICT, WITHOUT ROWID;
 
 -- List: newest first, overall and by workflow.
