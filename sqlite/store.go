@@ -68,10 +68,12 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 	// store's throughput.
 	body := sqlstore.EncodeCheckpoint(h.Nodes, p.Nodes)
 	status, updated, finished := string(h.Status), sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt)
-	// A run that stays running, written by its owner, takes the short way:
-	// an UPDATE that leaves status and finished_at, and so the partial
-	// indexes, alone, and returns nothing.
-	short := h.Status == flux.StatusRunning && finished == 0 && p.Lease > 0 && p.Owner != ""
+	// A write by the run's owner that sets its lease or gives it up takes
+	// the short way: an UPDATE that returns nothing (SQLite builds a table
+	// for RETURNING). If the run stays running, the UPDATE also leaves
+	// status and finished_at, and so the partial index, alone.
+	owned := p.Owner != "" && p.Lease != 0
+	running := owned && p.Lease > 0 && h.Status == flux.StatusRunning && finished == 0
 	var w driver.Written
 	err := s.submit(ctx, func(t *txn) error {
 		var until int64
@@ -80,9 +82,17 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		}
 		var lease, version int64
 		applied := false
-		if short {
-			res, err := t.updateRunning.ExecContext(bg, h.Error, h.Fingerprint, updated, h.Nodes, h.Summary.Interrupted, until,
-				h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status)
+		if owned {
+			var res sql.Result
+			var err error
+			if running {
+				res, err = t.updateRunning.ExecContext(bg, h.Error, h.Fingerprint, updated, h.Nodes, h.Summary.Interrupted, until,
+					h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status)
+			} else {
+				res, err = t.updateOwned.ExecContext(bg, status, h.Error, h.Fingerprint, updated, finished, h.Nodes,
+					h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts, h.Summary.Failures,
+					h.Summary.Node, p.ID, p.Version, p.Owner)
+			}
 			if err != nil {
 				return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
 			}
@@ -383,8 +393,12 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 	if s.isClosed() {
 		return 0, ErrClosed
 	}
-	q := "SELECT id FROM runs WHERE status = ? AND finished_at < ?"
-	args := []any{string(p.Status), sqlstore.Nanos(p.FinishedBefore)}
+	// By runs_created: a run that finished before the cut was created
+	// before it. An index of its own would cost every run's completion a
+	// write more.
+	cut := sqlstore.Nanos(p.FinishedBefore)
+	q := "SELECT id FROM runs WHERE created_at < ? AND status = ? AND finished_at < ?"
+	args := []any{cut, string(p.Status), cut}
 	if p.Workflow != "" {
 		q, args = q+" AND workflow = ?", append(args, p.Workflow)
 	}
@@ -395,7 +409,7 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		}
 		q, args = q+" AND workflow NOT IN (SELECT value FROM json_each(?))", append(args, string(except))
 	}
-	q += " ORDER BY finished_at LIMIT ?"
+	q += " ORDER BY created_at LIMIT ?"
 	args = append(args, p.PruneLimit())
 	var n int
 	err := s.submit(ctx, func(t *txn) error {

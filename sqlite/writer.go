@@ -179,6 +179,7 @@ type writeStmts struct {
 	insertRun, insertLog *sql.Stmt
 	updateRun            *sql.Stmt // compare-and-set, returning the lease
 	updateRunning        *sql.Stmt // compare-and-set of an owned running run that stays so
+	updateOwned          *sql.Stmt // compare-and-set of an owned run, returning nothing
 	versionOwner         *sql.Stmt
 	selectHeader         *sql.Stmt
 	claim                *sql.Stmt
@@ -189,7 +190,7 @@ type writeStmts struct {
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.insertLog, &w.updateRun, &w.updateRunning, &w.versionOwner,
+	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.insertLog, &w.updateRun, &w.updateRunning, &w.updateOwned, &w.versionOwner,
 		&w.selectHeader, &w.claim, &w.expired, &w.extend, &w.release, &w.cancel, &w.status}
 }
 
@@ -218,6 +219,13 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.updateRunning, `UPDATE runs SET error = ?1, fingerprint = ?2, updated_at = ?3, nodes = ?4, interrupted = ?5,
 				lease_until = ?6, done = ?7, attempts = ?8, failures = ?9, at_node = ?10, version = version + 1
 			WHERE id = ?11 AND version = ?12 AND owner = ?13 AND status = ?14 AND finished_at = 0`},
+		// The short way for a run's owner: ?8 > 0 sets the lease to ?9,
+		// ?8 < 0 gives it up.
+		{&w.updateOwned, `UPDATE runs SET status = ?1, error = ?2, fingerprint = ?3, updated_at = ?4, finished_at = ?5,
+				nodes = ?6, done = ?10, attempts = ?11, failures = ?12, at_node = ?13, interrupted = ?7, version = version + 1,
+				lease_until = CASE WHEN ?8 > 0 THEN ?9 ELSE 0 END,
+				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
+			WHERE id = ?14 AND version = ?15 AND owner = ?16`},
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
 		{&w.selectHeader, selectHeader},
 		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ? RETURNING version"},

@@ -28,7 +28,7 @@ CREATE TABLE runs (
     failures     INTEGER NOT NULL,
     interrupted  INTEGER NOT NULL,
     at_node      TEXT    NOT NULL DEFAULT ''
-) STRICT;
+) STRICT, WITHOUT ROWID; -- one b-tree, keyed by ID, for the row and its lookups
 
 -- One row per write that changed a run's nodes, keyed by the version the
 -- write gave the run: the nodes it changed, the attempts it appended, the
@@ -45,8 +45,6 @@ CREATE INDEX runs_created ON runs (created_at, id);
 CREATE INDEX runs_workflow_created ON runs (workflow, created_at, id);
 -- ClaimExpired: the unfinished runs of a workflow.
 CREATE INDEX runs_unfinished ON runs (workflow) WHERE status IN ('pending', 'running');
--- Prune: finished runs, oldest first.
-CREATE INDEX runs_finished ON runs (status, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
 -- Runs of schema 0001 whose body could not be decoded: kept, not lost.
 CREATE TABLE corrupt_0001 (
     id   TEXT NOT NULL PRIMARY KEY,
