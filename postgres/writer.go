@@ -148,6 +148,11 @@ func (s *Store) exec(batch []*writeReq) error {
 	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
 	defer cancel()
 	b := &pgx.Batch{}
+	// The statements are the same at every commit but for the length of
+	// their arrays: the plan made once serves them all. Left to choose,
+	// the server plans the CTEs anew each time.
+	b.Queue("BEGIN")
+	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
 	for _, st := range stmts {
 		if st[0].create != nil {
 			ps := make([]*driver.CreateParams, len(st))
@@ -163,9 +168,15 @@ func (s *Store) exec(batch []*writeReq) error {
 			b.Queue(s.sql.checkpoint, checkpointArgs(ps)...)
 		}
 	}
+	b.Queue("COMMIT")
 	br := s.pool.SendBatch(ctx, b)
 	res := make(map[*writeReq]writeRes, len(batch))
 	var err error
+	for range 2 { // BEGIN, SET
+		if _, e := br.Exec(); err == nil {
+			err = e
+		}
+	}
 	for _, st := range stmts {
 		byID := make(map[string]*writeReq, len(st))
 		for _, r := range st {
@@ -186,6 +197,9 @@ func (s *Store) exec(batch []*writeReq) error {
 		if err == nil {
 			err = qerr
 		}
+	}
+	if _, e := br.Exec(); err == nil { // COMMIT
+		err = e
 	}
 	if cerr := br.Close(); err == nil {
 		err = cerr
