@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // Filter selects runs for List. Zero fields match everything.
@@ -14,8 +15,13 @@ type Filter struct {
 	Status   []Status
 	Since    time.Time // created at or after
 	Until    time.Time // created before
-	Limit    int       // default 50, at most 1000
-	Cursor   string    // RunPage.Next of the previous page
+	// Search keeps the runs whose ID starts with it, whose workflow is it,
+	// or whose error has each of its words (see [SearchWords]): each word
+	// of the search matches a word of the error that starts with it, in
+	// any case. Stores answer it with indexes, so it covers every run.
+	Search string
+	Limit  int    // default 50, at most 1000
+	Cursor string // RunPage.Next of the previous page
 }
 
 // RunPage is one page of a List.
@@ -61,8 +67,62 @@ func (f Filter) Matches(r *Run) bool {
 	if !f.Until.IsZero() && !r.CreatedAt.Before(f.Until) {
 		return false
 	}
+	return f.Search == "" || SearchMatches(f.Search, r)
+}
+
+// SearchMatches reports whether run r matches the search text s, as
+// Filter.Search describes.
+func SearchMatches(s string, r *Run) bool {
+	if s == "" {
+		return true
+	}
+	if strings.HasPrefix(r.ID, s) || r.Workflow == s {
+		return true
+	}
+	words := QueryWords(s)
+	if len(words) == 0 || r.Error == "" {
+		return false
+	}
+	have := SearchWords(r.Error)
+	for _, w := range words {
+		found := false
+		for _, h := range have {
+			if strings.HasPrefix(h, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
 	return true
 }
+
+// maxQueryWords bounds the words of a search.
+const maxQueryWords = 16
+
+// SearchWords splits text into the words a search matches: runs of letters
+// and digits, lower-cased.
+func SearchWords(text string) []string {
+	words := strings.FieldsFunc(text, func(c rune) bool { return !unicode.IsLetter(c) && !unicode.IsDigit(c) })
+	for i, w := range words {
+		words[i] = strings.ToLower(w)
+	}
+	return words
+}
+
+// QueryWords returns the words of a search text, as SearchWords, up to
+// the first 16.
+func QueryWords(search string) []string {
+	words := SearchWords(search)
+	return words[:min(len(words), maxQueryWords)]
+}
+
+// PrefixEnd returns the smallest string greater than every string that
+// starts with prefix and goes on with a character below U+10FFFF: the upper
+// bound of an index range over IDs that start with prefix.
+func PrefixEnd(prefix string) string { return prefix + "\U0010FFFF" }
 
 // Cursor is a position in the newest-first order of runs: by creation time,
 // then by ID, both descending.

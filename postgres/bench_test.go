@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
+	"github.com/flux-go/flux/storagetest"
 )
 
 // BenchmarkCheckpoint measures checkpoints: C goroutines, each advancing its
@@ -79,4 +81,22 @@ func BenchmarkCheckpointWriters(b *testing.B) {
 	for _, w := range []int{1, 2, 4, 8} {
 		b.Run(fmt.Sprintf("writers=%d", w), func(b *testing.B) { benchCheckpoint(b, 32, postgres.Writers(w)) })
 	}
+}
+
+// BenchmarkSearch1M measures Filter.Search over a million runs, kept in the
+// schema flux_search_bench between runs of the benchmark (filling it takes
+// a few minutes):
+//
+//	go test ./postgres -run '^$' -bench Search1M
+func BenchmarkSearch1M(b *testing.B) {
+	s, err := postgres.Open(context.Background(), dbURL(b), postgres.Schema("flux_search_bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.PopulateSearch(b, s, 1_000_000)
+	if _, err := s.Pool().Exec(context.Background(), "ANALYZE flux_search_bench.runs"); err != nil {
+		b.Fatal(err)
+	}
+	storagetest.BenchSearch(b, s, 1_000_000)
 }

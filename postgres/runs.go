@@ -1,10 +1,12 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -236,6 +238,10 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 	if !f.Until.IsZero() {
 		add("created_at < ?", sqlstore.Nanos(f.Until))
 	}
+	search := strings.TrimSpace(f.Search)
+	if search != "" {
+		args = append(args, search, driver.PrefixEnd(search), tsQuery(search))
+	}
 	base := len(args)
 	size := f.PageSize()
 	page := &flux.RunPage{}
@@ -247,12 +253,34 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 			qa = append(qa, sqlstore.Nanos(after.CreatedAt), after.ID)
 			w = append(w, fmt.Sprintf("(created_at, id) < ($%d, $%d)", base+1, base+2))
 		}
+		want := size - len(page.Runs) + 1
+		order := fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT %d", want)
+		if search != "" {
+			// Each way of matching takes its newest page by an index of
+			// its own (the primary key, runs_workflow_newest, the words
+			// of the errors); the page is the newest of their union.
+			c := strings.Join(append(w, "true"), " AND ")
+			p := func(k int) string { return "$" + strconv.Itoa(base-3+k) }
+			// (The prefix's parameters, unused there, must be typed.)
+			words, err := s.searchErrors(ctx, p(1)+"::text <> '' AND "+p(2)+"::text <> '' AND "+c, p(3), qa, order, want)
+			if err != nil {
+				return nil, fmt.Errorf("postgres: searching runs: %w", err)
+			}
+			qa = append(qa, words)
+			w = []string{p(3) + "::text IS NOT NULL", "id IN (" +
+				// OFFSET 0 keeps the range by the primary key: the planner
+				// would rather walk runs_newest and look at every run.
+				"(SELECT id FROM (SELECT id, created_at FROM " + s.sql.runs + " WHERE id >= " + p(1) + " AND id < " + p(2) + " AND " + c + " OFFSET 0) m" + order + ") UNION " +
+				"(SELECT id FROM " + s.sql.runs + " WHERE workflow = " + p(1) + " AND " + c + order + ") UNION " +
+				"SELECT unnest($" + strconv.Itoa(len(qa)) + "::text[]))"}
+		}
 		if len(w) > 0 {
 			q += " WHERE " + strings.Join(w, " AND ")
 		}
-		want := size - len(page.Runs) + 1
-		q += fmt.Sprintf(" ORDER BY created_at DESC, id DESC LIMIT %d", want)
-		rows, err := s.pool.Query(ctx, q, qa...)
+		q += order
+		// Planned for the values at hand (a search's plan depends on how
+		// many runs its words match), not once for all.
+		rows, err := s.pool.Query(ctx, q, append([]any{pgx.QueryExecModeExec}, qa...)...)
 		if err != nil {
 			return nil, fmt.Errorf("postgres: listing runs: %w", err)
 		}
@@ -279,6 +307,66 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 			return page, nil
 		}
 	}
+}
+
+// fewMatches is how many runs whose errors match a search's words are few
+// enough to sort.
+const fewMatches = 2000
+
+// searchErrors returns the IDs of the newest want runs whose errors have
+// the words of the text-search query parameter tsq and that pass the
+// condition c (with args). If the words match few runs, those are read by
+// the words' index and sorted; if many, the newest runs are looked at one
+// by one until want match. The planner cannot tell which is cheaper: the
+// first query finds out.
+func (s *Store) searchErrors(ctx context.Context, c, tsq string, args []any, order string, want int) ([]string, error) {
+	few := "SELECT id, created_at FROM " + s.sql.runs + " WHERE " + tsq + " <> '' AND error <> ''" +
+		" AND to_tsvector('simple', error) @@ to_tsquery('simple', " + tsq + ") AND " + c + " LIMIT " + strconv.Itoa(fewMatches+1)
+	rows, err := s.pool.Query(ctx, few, append([]any{pgx.QueryExecModeExec}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	type hit struct {
+		id      string
+		created int64
+	}
+	var hits []hit
+	var h hit
+	if _, err := pgx.ForEachRow(rows, []any{&h.id, &h.created}, func() error { hits = append(hits, h); return nil }); err != nil {
+		return nil, err
+	}
+	if len(hits) <= fewMatches {
+		slices.SortFunc(hits, func(a, b hit) int {
+			if a.created != b.created {
+				return cmp.Compare(b.created, a.created)
+			}
+			return strings.Compare(b.id, a.id)
+		})
+		ids := make([]string, 0, min(want, len(hits)))
+		for _, h := range hits[:min(want, len(hits))] {
+			ids = append(ids, h.id)
+		}
+		return ids, nil
+	}
+	// (error || '' keeps the planner off the words' index: the walk is
+	// the point.)
+	walk := "SELECT id FROM " + s.sql.runs + " WHERE error <> '' AND to_tsvector('simple', error || '') @@ to_tsquery('simple', " +
+		tsq + ") AND " + c + order
+	rows, err = s.pool.Query(ctx, walk, append([]any{pgx.QueryExecModeExec}, args...)...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// tsQuery returns the text-search query of the words of a search, each
+// matching as a prefix, or "" if it has none.
+func tsQuery(search string) string {
+	words := driver.QueryWords(search)
+	for i, w := range words {
+		words[i] = "'" + strings.ReplaceAll(w, "'", "''") + "':*"
+	}
+	return strings.Join(words, " & ")
 }
 
 func slicesContains(ss []flux.Status, s flux.Status) bool {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -13,6 +15,7 @@ import (
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/sqlite"
+	"github.com/flux-go/flux/storagetest"
 )
 
 // benchRun is a run as the engine writes it in W1: three nodes, small data.
@@ -116,4 +119,20 @@ func BenchmarkGroupCommit(b *testing.B) {
 			benchUpdates(b, s, c)
 		})
 	}
+}
+
+// BenchmarkSearch1M measures Filter.Search over a million runs, kept in
+// flux-search-1m.db of the temporary directory between runs of the
+// benchmark (filling it takes a minute or two):
+//
+//	go test ./sqlite -run '^$' -bench Search1M
+func BenchmarkSearch1M(b *testing.B) {
+	path := filepath.Join(os.TempDir(), "flux-search-1m.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	storagetest.PopulateSearch(b, s, 1_000_000)
+	storagetest.BenchSearch(b, s, 1_000_000)
 }

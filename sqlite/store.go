@@ -438,6 +438,16 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 	return n, err
 }
 
+// ftsQuery returns the FTS5 query of the words of a search, each matching
+// as a prefix, or "" if it has none.
+func ftsQuery(search string) string {
+	words := driver.QueryWords(search)
+	for i, w := range words {
+		words[i] = `"` + strings.ReplaceAll(w, `"`, `""`) + `"*`
+	}
+	return strings.Join(words, " AND ")
+}
+
 // List implements [driver.Store].
 func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) {
 	if s.shut.Load() || s.isClosed() {
@@ -447,34 +457,62 @@ func (s *Store) List(ctx context.Context, f flux.Filter) (*flux.RunPage, error) 
 	if err != nil {
 		return nil, err
 	}
-	var where []string
-	var args []any
-	if f.Workflow != "" {
-		where, args = append(where, "workflow = ?"), append(args, f.Workflow)
-	}
-	if len(f.Status) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(", ?", len(f.Status)-1)+")")
-		for _, st := range f.Status {
-			args = append(args, string(st))
+	// cond is the filter on the runs of table alias t, with its arguments.
+	cond := func(t string) (string, []any) {
+		where := []string{"1"}
+		var args []any
+		if f.Workflow != "" {
+			where, args = append(where, t+"workflow = ?"), append(args, f.Workflow)
 		}
-	}
-	if !f.Since.IsZero() {
-		where, args = append(where, "created_at >= ?"), append(args, sqlstore.Nanos(f.Since))
-	}
-	if !f.Until.IsZero() {
-		where, args = append(where, "created_at < ?"), append(args, sqlstore.Nanos(f.Until))
-	}
-	if after != nil {
-		c := sqlstore.Nanos(after.CreatedAt)
-		where, args = append(where, "(created_at < ? OR (created_at = ? AND id < ?))"), append(args, c, c, after.ID)
-	}
-	q := "SELECT " + headerColumns + " FROM runs"
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+		if len(f.Status) > 0 {
+			where = append(where, t+"status IN (?"+strings.Repeat(", ?", len(f.Status)-1)+")")
+			for _, st := range f.Status {
+				args = append(args, string(st))
+			}
+		}
+		if !f.Since.IsZero() {
+			where, args = append(where, t+"created_at >= ?"), append(args, sqlstore.Nanos(f.Since))
+		}
+		if !f.Until.IsZero() {
+			where, args = append(where, t+"created_at < ?"), append(args, sqlstore.Nanos(f.Until))
+		}
+		if after != nil {
+			c := sqlstore.Nanos(after.CreatedAt)
+			where, args = append(where, "("+t+"created_at < ? OR ("+t+"created_at = ? AND "+t+"id < ?))"), append(args, c, c, after.ID)
+		}
+		return strings.Join(where, " AND "), args
 	}
 	size := f.PageSize()
-	q += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	args = append(args, size+1)
+	const order = " ORDER BY created_at DESC, id DESC LIMIT ?"
+	var q string
+	var args []any
+	if search := strings.TrimSpace(f.Search); search == "" {
+		c, a := cond("")
+		q, args = "SELECT "+headerColumns+" FROM runs WHERE "+c+order, append(a, size+1)
+	} else {
+		// Each way of matching takes its newest page by an index of its
+		// own (the primary key, runs_workflow_created, the words of the
+		// errors); the page is the newest of their union.
+		var parts []string
+		c, a := cond("")
+		parts, args = append(parts, "SELECT id FROM (SELECT id FROM runs WHERE id >= ? AND id < ? AND "+c+order+")"),
+			append(append([]any{search, driver.PrefixEnd(search)}, a...), size+1)
+		c, a = cond("")
+		parts, args = append(parts, "SELECT id FROM (SELECT id FROM runs WHERE workflow = ? AND "+c+order+")"),
+			append(append(append(args, search), a...), size+1)
+		if m := ftsQuery(search); m != "" {
+			c, a = cond("r.")
+			// The index's keys are the runs' creation times: it yields
+			// the newest first, and stops at a page.
+			parts = append(parts, `SELECT id FROM (SELECT r.id AS id FROM run_errors_fts f
+				JOIN run_errors e ON e.id = f.rowid JOIN runs r ON r.id = e.run_id
+				WHERE run_errors_fts MATCH ? AND `+c+`
+				ORDER BY f.rowid DESC LIMIT ?)`)
+			args = append(append(append(args, m), a...), size+1)
+		}
+		q = "SELECT " + headerColumns + " FROM runs WHERE id IN (" + strings.Join(parts, " UNION ") + ")" + order
+		args = append(args, size+1)
+	}
 
 	rows, err := s.reads.QueryContext(ctx, q, args...)
 	if err != nil {

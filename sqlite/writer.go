@@ -214,11 +214,11 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
 			WHERE id = ?14 AND version = ?15 AND owner IN (?16, '') RETURNING lease_until, version`},
 		// The short way for a running run's owner, when it stays running:
-		// status and finished_at (columns of the partial indexes) are
-		// compared, not set, and nothing is returned.
-		{&w.updateRunning, `UPDATE runs SET error = ?1, fingerprint = ?2, updated_at = ?3, nodes = ?4, interrupted = ?5,
+		// status, finished_at and error (columns of the partial index and
+		// of the search) are compared, not set, and nothing is returned.
+		{&w.updateRunning, `UPDATE runs SET fingerprint = ?2, updated_at = ?3, nodes = ?4, interrupted = ?5,
 				lease_until = ?6, done = ?7, attempts = ?8, failures = ?9, at_node = ?10, version = version + 1
-			WHERE id = ?11 AND version = ?12 AND owner = ?13 AND status = ?14 AND finished_at = 0`},
+			WHERE id = ?11 AND version = ?12 AND owner = ?13 AND status = ?14 AND finished_at = 0 AND error = ?1`},
 		// The short way for a run's owner: ?8 > 0 sets the lease to ?9,
 		// ?8 < 0 gives it up.
 		{&w.updateOwned, `UPDATE runs SET status = ?1, error = ?2, fingerprint = ?3, updated_at = ?4, finished_at = ?5,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // listBase is a creation time on a whole second, so that List tests do not
@@ -61,6 +62,7 @@ func pageAll(t *testing.T, s flux.Storage, f flux.Filter) (all []string, pages i
 }
 
 var listTests = []testCase{
+	{"Search", searchTest},
 	{"Empty", func(t *testing.T, h Harness) {
 		p := mustList(t, h.Store, flux.Filter{})
 		if len(p.Runs) != 0 || p.Next != "" {
@@ -188,4 +190,67 @@ var listTests = []testCase{
 			}
 		}
 	}},
+}
+
+// searchTest: Filter.Search finds runs by ID prefix, by workflow and by the
+// words of their error (as word prefixes, in any case, all of them), with
+// the other filters and across pages, and follows a run's error as
+// checkpoints change it.
+func searchTest(t *testing.T, h Harness) {
+	var runs []*flux.Run
+	add := func(id, wf string, status flux.Status, errText string) *flux.Run {
+		r := smallRun(id, wf, status, listBase.Add(time.Duration(len(runs))*time.Minute))
+		r.Error = errText
+		runs = append(runs, r)
+		return r
+	}
+	add("ord-0001", "orders", flux.StatusCompleted, "")
+	add("ord-0002", "orders", flux.StatusFailed, "payment: card declined by issuer")
+	add("ord-0003", "orders", flux.StatusFailed, "inventory: Out of stock (SKU 42)")
+	add("ref-0001", "refunds", flux.StatusFailed, "Card DECLINED")
+	add("ref-0002", "refunds", flux.StatusCancelled, "cancelled by operator")
+	add("shp-0001", "ord", flux.StatusRunning, "")
+	add("zzz-long", "long", flux.StatusFailed, "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen: needle")
+	add("zzz-done", "long", flux.StatusCompleted, "")
+	seed(t, h.Store, runs) // 8 runs: seed's stride of 7 visits each once
+
+	search := func(f flux.Filter) []string {
+		t.Helper()
+		got, _ := pageAll(t, h.Store, f)
+		return got
+	}
+	for _, c := range []struct {
+		f    flux.Filter
+		want []string
+	}{
+		{flux.Filter{Search: "ord-000"}, []string{"ord-0003", "ord-0002", "ord-0001"}},
+		{flux.Filter{Search: "ord-0002"}, []string{"ord-0002"}},
+		{flux.Filter{Search: "refunds"}, []string{"ref-0002", "ref-0001"}},
+		{flux.Filter{Search: "ord"}, []string{"shp-0001", "ord-0003", "ord-0002", "ord-0001"}}, // workflow ord, and the prefix
+		{flux.Filter{Search: "declined"}, []string{"ref-0001", "ord-0002"}},
+		{flux.Filter{Search: "DECL"}, []string{"ref-0001", "ord-0002"}},
+		{flux.Filter{Search: "card decl"}, []string{"ref-0001", "ord-0002"}},
+		{flux.Filter{Search: "card issuer"}, []string{"ord-0002"}},
+		{flux.Filter{Search: "stock 42"}, []string{"ord-0003"}},
+		{flux.Filter{Search: "needle"}, []string{"zzz-long"}}, // the 18th word of its error
+		{flux.Filter{Search: "declined", Workflow: "orders"}, []string{"ord-0002"}},
+		{flux.Filter{Search: "declined", Status: []flux.Status{flux.StatusCancelled}}, nil},
+		{flux.Filter{Search: "clined"}, nil}, // words match from their start
+		{flux.Filter{Search: "nothing-like-this"}, nil},
+		{flux.Filter{Search: "ord-000", Limit: 1}, []string{"ord-0003", "ord-0002", "ord-0001"}}, // one per page
+	} {
+		wantIDs(t, fmt.Sprintf("search %+v", c.f), c.want, search(c.f))
+	}
+
+	// A checkpoint that clears the error (a resume) takes the run out of
+	// the search; one that sets it puts it in.
+	r := mustGet(t, h.Store, "ord-0002")
+	claimed := mustClaim(t, h.Store, driver.ClaimParams{ID: r.ID, Owner: "e#1", Lease: time.Hour})
+	claimed.Status, claimed.Error, claimed.FinishedAt = flux.StatusRunning, "", time.Time{}
+	mustCheckpoint(t, h.Store, claimed, time.Hour, counts(claimed))
+	wantIDs(t, "search for declined after ord-0002 resumed", []string{"ref-0001"}, search(flux.Filter{Search: "declined"}))
+	claimed.Status, claimed.Error, claimed.FinishedAt = flux.StatusFailed, "timeout talking to the bank", listBase.Add(time.Hour)
+	mustCheckpoint(t, h.Store, claimed, driver.ReleaseLease, counts(claimed))
+	wantIDs(t, "search for bank after ord-0002 failed again", []string{"ord-0002"}, search(flux.Filter{Search: "BANK"}))
+	wantIDs(t, "search for declined after ord-0002 failed again", []string{"ref-0001"}, search(flux.Filter{Search: "declined"}))
 }

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -237,5 +239,59 @@ func TestStorageAPI(t *testing.T) {
 	get(t, ts, "/api/run?id="+ids["order"], &d)
 	if len(d.Raw) == 0 || len(d.Nodes) != 3 {
 		t.Errorf("stored run: raw %d bytes, %d nodes", len(d.Raw), len(d.Nodes))
+	}
+}
+
+// trailData is the data of nodeDataFlow.
+type trailData struct {
+	Trail []string `json:"trail"`
+}
+
+// nodeDataFlow leaves different data at each node.
+var nodeDataFlow = flux.New[struct{}, trailData]("trail").
+	Step("a", func(c *flux.Ctx[struct{}, trailData]) error { c.Data.Trail = append(c.Data.Trail, "a"); return nil }).
+	Step("b", func(c *flux.Ctx[struct{}, trailData]) error { c.Data.Trail = append(c.Data.Trail, "b"); return nil }).
+	Step("c", func(c *flux.Ctx[struct{}, trailData]) error { c.Data.Trail = append(c.Data.Trail, "c"); return nil })
+
+// TestNodeDataAPI: /api/node-data gives the data a run had after a node,
+// over a store; bad requests and sources without it say so.
+func TestNodeDataAPI(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	run, err := flux.Execute(context.Background(), newEngine(t, flux.Config{Storage: store}), nodeDataFlow, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := serve(t, NewStorageSource(store, "memory", StorageOptions{}))
+	var d RunDetail
+	get(t, ts, "/api/run?id="+run.ID, &d)
+	if !d.NodeData {
+		t.Error("a storage source's run detail does not offer node data")
+	}
+	for i, want := range []string{`{"trail":["a"]}`, `{"trail":["a","b"]}`, `{"trail":["a","b","c"]}`} {
+		var got struct{ Data json.RawMessage }
+		if res := get(t, ts, fmt.Sprintf("/api/node-data?id=%s&index=%d", run.ID, i), &got); res.StatusCode != 200 || string(got.Data) != want {
+			t.Errorf("data after node %d: %d %s, want %s", i, res.StatusCode, got.Data, want)
+		}
+	}
+	var e struct{ Error string }
+	for path, code := range map[string]int{
+		"/api/node-data?id=" + run.ID + "&index=3":   400,
+		"/api/node-data?id=" + run.ID + "&index=one": 400,
+		"/api/node-data?index=0":                     400,
+		"/api/node-data?id=nope&index=0":             404,
+	} {
+		if res := get(t, ts, path, &e); res.StatusCode != code || e.Error == "" {
+			t.Errorf("GET %s: %d %q, want %d with an error", path, res.StatusCode, e.Error, code)
+		}
+	}
+	// A trace does not keep each node's data.
+	path := filepath.Join(t.TempDir(), "t.ndjson")
+	if err := writeFile(path, ""); err != nil {
+		t.Fatal(err)
+	}
+	tr := serve(t, openTrace(t, path, TraceOptions{}))
+	if res := get(t, tr, "/api/node-data?id=x&index=0", &e); res.StatusCode != 404 || !strings.Contains(e.Error, "does not keep") {
+		t.Errorf("node data of a trace: %d %q", res.StatusCode, e.Error)
 	}
 }

@@ -3,6 +3,7 @@ package viewer
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/sqlite"
 	"github.com/flux-go/flux/tracefile"
 )
 
@@ -679,4 +681,73 @@ func TestBrowserPaginationAndSearch(t *testing.T) {
 	b.waitFor("the workflow filter combines with the search", fmt.Sprintf(`location.hash.includes('workflow=image-processing') && location.hash.includes('q=memory') && document.querySelectorAll('table.runs tbody tr').length === %d`, failed), 5*time.Second)
 	evalJS[bool](b, `document.querySelector('.status-filter button[data-status="completed"]').click(), true`)
 	b.waitFor("no image run completed", `location.hash.includes('status=completed') && document.querySelector('.empty') !== null`, 5*time.Second)
+}
+
+// TestBrowserSearchFindsOldRuns: over a store, the search box finds a run
+// that is not among the newest 10,000: the store answers the search.
+func TestBrowserSearchFindsOldRuns(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(filepath.Join(t.TempDir(), "runs.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	e := newEngine(t, flux.Config{Storage: store})
+	type in struct{ N int }
+	w := flux.New[in, struct{}]("bulk").Step("post", func(c *flux.Ctx[in, struct{}]) error {
+		if c.Input.N == 0 {
+			return flux.Permanent(errors.New("ledger mismatch xyzzy"))
+		}
+		return nil
+	})
+	old, err := flux.Execute(context.Background(), e, w, in{N: 0})
+	if err == nil {
+		t.Fatal("the oldest run did not fail")
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for next.Add(1) <= 10_050 {
+				if _, err := flux.Execute(context.Background(), e, w, in{N: 1}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	base := serve(t, NewStorageSource(store, "runs.db", StorageOptions{})).URL
+	b := newTab(t)
+	b.nav(base + "/")
+	b.waitFor("the newest runs show", `document.querySelectorAll('table.runs tbody tr').length > 0`, 30*time.Second)
+	if err := chromedp.Do(b.ctx, chromedp.SendKeys(chromedp.ID("search"), "xyzzy")); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("the search finds the oldest run", fmt.Sprintf(`document.querySelectorAll('table.runs tbody tr').length === 1 && document.querySelector('table.runs tbody tr').dataset.run === %q`, old.ID), 30*time.Second)
+	evalJS[bool](b, `(() => { const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); return true })()`)
+	if err := chromedp.Do(b.ctx, chromedp.SendKeys(chromedp.ID("search"), old.ID[:30])); err != nil {
+		t.Fatal(err)
+	}
+	b.waitFor("a prefix of its ID finds it too", fmt.Sprintf(`document.querySelectorAll('table.runs tbody tr').length === 1 && document.querySelector('table.runs tbody tr').dataset.run === %q`, old.ID), 30*time.Second)
+}
+
+// TestBrowserNodeData: over a store, a run's page shows the data the run
+// had after the node picked.
+func TestBrowserNodeData(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	run, err := flux.Execute(context.Background(), newEngine(t, flux.Config{Storage: store}), nodeDataFlow, struct{}{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := serve(t, NewStorageSource(store, "memory", StorageOptions{})).URL
+	b := newTab(t)
+	b.nav(runURL(base, run.ID))
+	b.waitFor("the node menu shows", `document.querySelectorAll('#node-data-pick option').length === 4`, 30*time.Second)
+	evalJS[bool](b, `(() => { const s = document.getElementById('node-data-pick'); s.value = '1'; s.dispatchEvent(new Event('change')); return true })()`)
+	b.waitFor("the data after b shows", `(() => { const p = document.querySelector('.node-data pre'); return p !== null && p.textContent.includes('"b"') && !p.textContent.includes('"c"') })()`, 30*time.Second)
+	evalJS[bool](b, `(() => { const s = document.getElementById('node-data-pick'); s.value = '2'; s.dispatchEvent(new Event('change')); return true })()`)
+	b.waitFor("the data after c shows", `(() => { const p = document.querySelector('.node-data pre'); return p !== null && p.textContent.includes('"c"') })()`, 30*time.Second)
 }

@@ -73,6 +73,7 @@ func New(src Source, opt Options) *Server {
 	s.mux.HandleFunc("GET /api/state", s.handleState)
 	s.mux.HandleFunc("GET /api/runs", s.handleRuns)
 	s.mux.HandleFunc("GET /api/run", s.handleRun)
+	s.mux.HandleFunc("GET /api/node-data", s.handleNodeData)
 	s.mux.HandleFunc("GET /api/events", s.handleEvents)
 	s.wg.Add(1)
 	go func() {
@@ -159,6 +160,28 @@ func (s *Server) handleRun(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
+}
+
+// handleNodeData serves the data of run ?id= after its node ?index=.
+func (s *Server) handleNodeData(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	id := q.Get("id")
+	index, err := strconv.Atoi(q.Get("index"))
+	if id == "" || err != nil {
+		writeError(w, http.StatusBadRequest, "want ?id=RUN_ID&index=NODE_INDEX (a number: 0 is the first node)")
+		return
+	}
+	src, ok := s.src.(NodeDataSource)
+	if !ok {
+		writeError(w, http.StatusNotFound, "this source does not keep the data of each node: open the store with flux dev --db or --postgres")
+		return
+	}
+	data, err := src.NodeData(r.Context(), id, index)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"data": data})
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {

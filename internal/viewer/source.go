@@ -24,12 +24,22 @@ type Source interface {
 	Watch(ctx context.Context, fn func(Change))
 }
 
+// NodeDataSource is a [Source] that can tell the data a run had after each
+// of its nodes: a store keeps it, a trace does not.
+type NodeDataSource interface {
+	// NodeData returns the data of run id after its node index, or an
+	// error wrapping flux.ErrRunNotFound or errBadQuery.
+	NodeData(ctx context.Context, id string, index int) (json.RawMessage, error)
+}
+
 // Query selects runs for [Source.Runs]. Zero fields match everything.
 type Query struct {
 	Workflow string
 	Status   []flux.Status
-	// Search matches a substring (case-insensitive) of the run ID, the
-	// workflow name, the error or the failed step.
+	// Search, over a trace, matches a substring (case-insensitive) of the
+	// run ID, the workflow name, the error or the failed step; over a
+	// store, it is the store's search (flux.Filter.Search: an ID prefix,
+	// a workflow, the words of the error).
 	Search string
 	// Limit is the page size: default 50, at most 500.
 	Limit int
@@ -95,6 +105,9 @@ type RunDetail struct {
 	Events []Event `json:"events"`
 	// Raw is the stored run as JSON, for a storage source.
 	Raw json.RawMessage `json:"raw,omitempty"`
+	// NodeData is set when the source can tell the data each node left
+	// (see [NodeDataSource]).
+	NodeData bool `json:"nodeData,omitempty"`
 	// Partial is set when the source has not indexed all of the run yet.
 	Partial bool `json:"partial,omitempty"`
 }

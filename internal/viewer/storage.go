@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 // StorageOptions tune a [StorageSource]. The zero value is ready to use.
@@ -21,9 +22,6 @@ type StorageOptions struct {
 	// WatchRuns is how many of the newest runs each poll compares; 0 means
 	// 200.
 	WatchRuns int
-	// SearchRuns is how many of the newest runs a text search looks at;
-	// 0 means 10000.
-	SearchRuns int
 }
 
 // StorageSource serves the runs of a [flux.Storage] (memory, SQLite,
@@ -55,9 +53,6 @@ func NewStorageSource(store flux.Storage, name string, opt StorageOptions) *Stor
 	}
 	if opt.WatchRuns <= 0 {
 		opt.WatchRuns = 200
-	}
-	if opt.SearchRuns <= 0 {
-		opt.SearchRuns = 10000
 	}
 	return &StorageSource{store: store, name: name, opt: opt,
 		workflows: map[string]struct{}{}, skipped: map[string]map[int]bool{}, learned: map[string]time.Time{}}
@@ -119,72 +114,20 @@ func (s *StorageSource) knownWorkflows() []string {
 	return wfs
 }
 
-// Runs implements [Source]. A text search looks at the newest SearchRuns
-// runs (and at the run whose ID is the search text).
+// Runs implements [Source]. A text search is the store's (Filter.Search):
+// it covers every stored run.
 func (s *StorageSource) Runs(ctx context.Context, q Query) (*Page, error) {
-	f := flux.Filter{Workflow: q.Workflow, Status: q.Status, Limit: q.pageSize(), Cursor: q.Cursor}
-	search := strings.TrimSpace(q.Search)
-	if search == "" {
-		page, err := s.store.List(ctx, f)
-		if err != nil {
-			return nil, fmt.Errorf("viewer: listing runs of %s: %w", s.name, err)
-		}
-		s.learn(page.Runs)
-		p := &Page{Runs: make([]RunSummary, 0, len(page.Runs)), Next: page.Next, Total: -1}
-		for _, r := range page.Runs {
-			p.Runs = append(p.Runs, summarize(r))
-		}
-		p.Note = corruptNote(page.Corrupt)
-		p.Workflows = s.knownWorkflows()
-		return p, nil
+	f := flux.Filter{Workflow: q.Workflow, Status: q.Status, Search: strings.TrimSpace(q.Search), Limit: q.pageSize(), Cursor: q.Cursor}
+	page, err := s.store.List(ctx, f)
+	if err != nil {
+		return nil, fmt.Errorf("viewer: listing runs of %s: %w", s.name, err)
 	}
-
-	p := &Page{Runs: []RunSummary{}, Total: 0}
-	seen := map[string]bool{}
-	if r, err := s.store.Get(ctx, search); err == nil && f.Matches(r) {
-		s.learn([]*flux.Run{r})
+	s.learn(page.Runs)
+	p := &Page{Runs: make([]RunSummary, 0, len(page.Runs)), Next: page.Next, Total: -1}
+	for _, r := range page.Runs {
 		p.Runs = append(p.Runs, summarize(r))
-		seen[r.ID] = true
 	}
-	size := q.pageSize()
-	f.Limit, f.Cursor = 1000, ""
-	scanned := 0
-	var corrupt []error
-	for scanned < s.opt.SearchRuns {
-		page, err := s.store.List(ctx, f)
-		if err != nil {
-			return nil, fmt.Errorf("viewer: searching runs of %s: %w", s.name, err)
-		}
-		s.learn(page.Runs)
-		corrupt = append(corrupt, page.Corrupt...)
-		for _, r := range page.Runs {
-			scanned++
-			sum := summarize(r)
-			if seen[r.ID] || !(containsFold(sum.ID, search) || containsFold(sum.Workflow, search) ||
-				containsFold(sum.Error, search) || containsFold(sum.FailedStep, search)) {
-				continue
-			}
-			seen[r.ID] = true
-			if len(p.Runs) < size {
-				p.Runs = append(p.Runs, sum)
-			}
-			p.Total++
-		}
-		if page.Next == "" {
-			break
-		}
-		f.Cursor = page.Next
-	}
-	p.Total = max(p.Total, len(p.Runs))
-	if scanned >= s.opt.SearchRuns {
-		p.Note = fmt.Sprintf("The search looked at the newest %d runs only.", scanned)
-	}
-	if len(p.Runs) < p.Total {
-		p.Note = strings.TrimSpace(p.Note + fmt.Sprintf(" Showing the first %d of %d matches: refine the search.", len(p.Runs), p.Total))
-	}
-	if n := corruptNote(corrupt); n != "" {
-		p.Note = strings.TrimSpace(p.Note + " " + n)
-	}
+	p.Note = corruptNote(page.Corrupt)
 	p.Workflows = s.knownWorkflows()
 	return p, nil
 }
@@ -246,6 +189,22 @@ func interrupted(a flux.Attempt) bool {
 	return a.Interrupted || strings.HasPrefix(a.Error, "interrupted: ")
 }
 
+// NodeData implements [NodeDataSource]: the store rebuilds the data from
+// its snapshot and patches.
+func (s *StorageSource) NodeData(ctx context.Context, id string, index int) (json.RawMessage, error) {
+	data, err := s.store.NodeData(ctx, driver.NodeDataParams{ID: id, Index: index})
+	switch {
+	case errors.Is(err, flux.ErrRunNotFound):
+		return nil, err
+	case err != nil:
+		if r, gerr := s.store.Get(ctx, id); gerr == nil && (index < -1 || index >= len(r.Steps)) {
+			return nil, fmt.Errorf("%w: run %s has no node %d", errBadQuery, id, index)
+		}
+		return nil, fmt.Errorf("viewer: reading the data of node %d of run %s from %s: %w", index, id, s.name, err)
+	}
+	return data, nil
+}
+
 // Run implements [Source].
 func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) {
 	r, err := s.store.Get(ctx, id)
@@ -257,7 +216,8 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 	}
 	s.learn([]*flux.Run{r})
 	s.learnWorkflow(ctx, r.Workflow)
-	d := &RunDetail{RunSummary: summarize(r), Input: r.Input, Data: r.Data, Events: []Event{}, Nodes: make([]Node, 0, len(r.Steps))}
+	d := &RunDetail{RunSummary: summarize(r), Input: r.Input, Data: r.Data, Events: []Event{}, Nodes: make([]Node, 0, len(r.Steps)),
+		NodeData: true}
 	s.mu.Lock()
 	skipped := s.skipped[r.Workflow]
 	for i, st := range r.Steps {

@@ -85,7 +85,7 @@ func checkSamples(t *testing.T, src Source, ids map[string]string) {
 	if err != nil || len(p.Runs) != 1 || p.Runs[0].ID != ids["hostile"] {
 		t.Errorf("search by error: %v %v, want the hostile run", p, err)
 	}
-	p, err = src.Runs(ctx, Query{Search: ids["order"][len(ids["order"])-12:]})
+	p, err = src.Runs(ctx, Query{Search: ids["order"][:30]})
 	if err != nil || len(p.Runs) != 1 || p.Runs[0].ID != ids["order"] {
 		t.Errorf("search by ID prefix: %v %v", p, err)
 	}

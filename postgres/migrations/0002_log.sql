@@ -11,7 +11,7 @@ DROP INDEX runs_stopped;
 DROP INDEX runs_unfinished;
 
 CREATE TABLE runs (
-    id           text COLLATE "C" PRIMARY KEY,
+    id           text COLLATE "C" NOT NULL,
     workflow     text   NOT NULL,
     fingerprint  text   NOT NULL,
     status       text   NOT NULL,
@@ -29,7 +29,10 @@ CREATE TABLE runs (
     attempts     integer NOT NULL,
     failures     integer NOT NULL,
     interrupted  integer NOT NULL,
-    at_node      text   NOT NULL DEFAULT ''
+    at_node      text   NOT NULL DEFAULT '',
+    -- created_at in the key's index: a search by ID prefix sorts its
+    -- matches newest first without reading them.
+    PRIMARY KEY (id) INCLUDE (created_at)
 ) WITH (fillfactor = 70); -- room for HOT updates: checkpoints change no indexed column
 
 -- One row per write that changed a run's nodes, keyed by the version the
@@ -51,6 +54,9 @@ CREATE INDEX runs_unfinished ON runs (workflow, created_at) WHERE status IN ('pe
 CREATE INDEX runs_finished ON runs (status, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
 
 -- Runs of schema 0001 whose body could not be decoded: kept, not lost.
+-- Search by the words of a run's error (Filter.Search).
+CREATE INDEX runs_error_words ON runs USING gin (to_tsvector('simple', error)) WHERE error <> '';
+
 CREATE TABLE corrupt_0001 (
     id   text PRIMARY KEY,
     body bytea NOT NULL

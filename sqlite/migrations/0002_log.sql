@@ -45,6 +45,42 @@ CREATE INDEX runs_created ON runs (created_at, id);
 CREATE INDEX runs_workflow_created ON runs (workflow, created_at, id);
 -- ClaimExpired: the unfinished runs of a workflow.
 CREATE INDEX runs_unfinished ON runs (workflow) WHERE status IN ('pending', 'running');
+-- Search by the words of a run's error (Filter.Search): the errors of the
+-- runs that have one, and their full-text index, kept by triggers. An
+-- error's key is its run's creation time in nanoseconds (the next free one
+-- if another run has it), so that the index yields the newest runs first
+-- and a search stops at a page.
+CREATE TABLE run_errors (
+    id     INTEGER PRIMARY KEY,
+    run_id TEXT NOT NULL UNIQUE,
+    error  TEXT NOT NULL
+) STRICT;
+CREATE VIRTUAL TABLE run_errors_fts USING fts5(error, content = 'run_errors', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 0');
+CREATE TRIGGER run_errors_insert AFTER INSERT ON run_errors BEGIN
+    INSERT INTO run_errors_fts (rowid, error) VALUES (new.id, new.error);
+END;
+CREATE TRIGGER run_errors_delete AFTER DELETE ON run_errors BEGIN
+    INSERT INTO run_errors_fts (run_errors_fts, rowid, error) VALUES ('delete', old.id, old.error);
+END;
+CREATE TRIGGER runs_error_insert AFTER INSERT ON runs WHEN new.error <> '' BEGIN
+    INSERT INTO run_errors (id, run_id, error) VALUES (
+        coalesce((SELECT max(id) + 1 FROM run_errors WHERE id >= new.created_at AND id < new.created_at + 1000000000),
+            new.created_at),
+        new.id, new.error);
+END;
+CREATE TRIGGER runs_error_update AFTER UPDATE OF error ON runs WHEN old.error IS NOT new.error BEGIN
+    DELETE FROM run_errors WHERE run_id = old.id;
+    INSERT INTO run_errors (id, run_id, error) SELECT
+        coalesce((SELECT max(id) + 1 FROM run_errors WHERE id >= new.created_at AND id < new.created_at + 1000000000),
+            new.created_at),
+        new.id, new.error
+    WHERE new.error <> '';
+END;
+CREATE TRIGGER runs_error_delete AFTER DELETE ON runs WHEN old.error <> '' BEGIN
+    DELETE FROM run_errors WHERE run_id = old.id;
+END;
+
 -- Runs of schema 0001 whose body could not be decoded: kept, not lost.
 CREATE TABLE corrupt_0001 (
     id   TEXT NOT NULL PRIMARY KEY,

@@ -381,7 +381,8 @@
     if (failures) view.appendChild(block("Failed attempts", "failures", h("div", { class: "card" }, failures)));
     view.appendChild(block("Input and data", "io", h("div", { class: "io" },
       h("div", { class: "card" }, h("h3", null, "Input"), jsonView(d.input, "io-input")),
-      h("div", { class: "card" }, h("h3", null, "Data"), jsonView(d.data, "io-data")))));
+      h("div", { class: "card" }, h("h3", null, "Data"), jsonView(d.data, "io-data")),
+      d.nodeData ? nodeDataCard(d) : null)));
     if (d.events && d.events.length) {
       view.appendChild(block("Raw events (" + d.events.length + ")", "events", h("div", { class: "card" }, rawEvents(d.events))));
     }
@@ -394,6 +395,37 @@
     fitLabels(view);
     if (quiet) window.scrollTo(0, y);
     if (state.highlight) highlightNode(state.highlight, false);
+  }
+
+  // nodeDataCard shows the data the run had after the node picked in its
+  // menu, as the store rebuilds it from its snapshot and patches. The pick
+  // survives the page's refreshes.
+  function nodeDataCard(d) {
+    const out = h("div", { class: "node-data" }, h("p", { class: "muted" }, "Pick a node to see the data it left."));
+    const done = (d.nodes || []).filter((n) => n.status === "completed");
+    const pick = h("select", { id: "node-data-pick", "aria-label": "Data after node" },
+      h("option", { value: "" }, "Data after…"),
+      ...done.map((n) => h("option", { value: String(n.index) }, n.name)));
+    const load = async (index) => {
+      try {
+        const r = await api("/api/node-data?id=" + encodeURIComponent(d.id) + "&index=" + encodeURIComponent(index));
+        if (pick.value !== index) return; // another pick since
+        clear(out);
+        out.appendChild(jsonView(r.data, "node-data-" + index));
+      } catch (err) {
+        clear(out);
+        out.appendChild(h("p", { class: "error" }, String(err.message || err)));
+      }
+    };
+    pick.addEventListener("change", () => {
+      state.nodePick = pick.value === "" ? null : { run: d.id, index: pick.value };
+      if (pick.value !== "") load(pick.value);
+    });
+    if (state.nodePick && state.nodePick.run === d.id && done.some((n) => String(n.index) === state.nodePick.index)) {
+      pick.value = state.nodePick.index;
+      load(pick.value);
+    }
+    return h("div", { class: "card" }, h("h3", null, "Data after a node"), done.length ? pick : h("p", { class: "muted" }, "No node has completed yet."), out);
   }
 
   function backToList(e) {
