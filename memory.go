@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flux-go/flux/driver"
@@ -30,6 +31,12 @@ type MemoryStorage struct {
 	keep     int          // most finished runs kept of each outcome; <= 0: all
 	fmu      sync.Mutex   // over finished
 	finished [2]memFinish // completed or cancelled; failed
+
+	// changes numbers the writes that Changes reports. A write holds
+	// changeMu for reading from taking its number until it is visible, so
+	// that Changes, holding it for writing, sees no number still in flight.
+	changeMu sync.RWMutex
+	changes  atomic.Uint64
 }
 
 // DefaultMemoryKeepFinished is how many finished runs of each outcome a
@@ -61,10 +68,11 @@ type memFinished struct {
 // memRun is a stored run: its header (head, whose Data is the data before
 // the first node), its nodes, and the data each node left.
 type memRun struct {
-	mu    sync.Mutex
-	head  driver.Run
-	steps []driver.StepState
-	data  []*driver.NodeData // by node index; nil where none
+	mu      sync.Mutex
+	head    driver.Run
+	steps   []driver.StepState
+	data    []*driver.NodeData // by node index; nil where none
+	changed uint64             // the number of its last write, for Changes
 }
 
 // NewMemoryStorage returns an empty in-memory storage.
@@ -203,6 +211,8 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 	if src.Owner != "" {
 		c.head.LeaseUntil = time.Now().Add(p.Lease)
 	}
+	m.changeMu.RLock()
+	defer m.changeMu.RUnlock()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	switch _, ok := m.runs[src.ID]; {
@@ -211,6 +221,7 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 	case ok:
 		return driver.Written{}, fmt.Errorf("%w: %s", ErrRunExists, src.ID)
 	}
+	c.changed = m.changes.Add(1)
 	m.runs[src.ID] = c
 	if c.head.Status.Final() {
 		defer m.finish(src.ID, c.head.Status, c.head.FinishedAt) // after m.mu is released
@@ -220,12 +231,18 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 
 // Checkpoint implements [driver.Store].
 func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams) (driver.Written, error) {
+	m.changeMu.RLock()
 	r, err := m.find(p.ID)
 	if err != nil {
+		m.changeMu.RUnlock()
 		return driver.Written{}, err
 	}
 	w, finished, err := r.checkpoint(p)
+	if err == nil {
+		r.changed = m.changes.Add(1)
+	}
 	r.mu.Unlock()
+	m.changeMu.RUnlock()
 	if finished {
 		m.finish(p.ID, p.Header.Status, p.Header.FinishedAt)
 	}
@@ -484,13 +501,19 @@ func (m *MemoryStorage) Release(_ context.Context, p driver.ReleaseParams) error
 
 // Cancel implements [driver.Store].
 func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
+	m.changeMu.RLock()
 	r, err := m.find(p.ID)
 	if err != nil {
+		m.changeMu.RUnlock()
 		return err
 	}
 	cancelled := false
 	defer func() {
+		if cancelled {
+			r.changed = m.changes.Add(1)
+		}
 		r.mu.Unlock()
+		m.changeMu.RUnlock()
 		if cancelled {
 			m.finish(p.ID, StatusCancelled, p.At)
 		}

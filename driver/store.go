@@ -60,6 +60,14 @@ type Store interface {
 	// first: by CreatedAt, then by ID, both descending.
 	List(ctx context.Context, f Filter) (*RunPage, error)
 
+	// Changes returns the headers of the runs that a Create, Checkpoint
+	// or Cancel wrote after position p.After, each once, in the order of
+	// its last such write, up to p.Limit of them, and the position to ask
+	// from next. p.After "" starts from now: no runs, the current
+	// position. Leases taken, renewed or given back are not changes; nor
+	// are deleted runs. A live view calls it every second or so.
+	Changes(ctx context.Context, p ChangesParams) (*ChangesPage, error)
+
 	// Claim gives p.Owner the lease of run p.ID if no one holds it, the
 	// lease expired, p.Owner already holds it, or an earlier start of the
 	// same engine holds it, whatever the run's status, and returns the
@@ -178,6 +186,35 @@ type NodeChange struct {
 	Replace bool
 	// Data is the data the node left, when it completed in this write.
 	Data *NodeData
+}
+
+// ChangesParams are the arguments of Store.Changes.
+type ChangesParams struct {
+	// After is ChangesPage.Position of the previous call; "" means now.
+	After string
+	// Limit is the most runs one call returns: default 1000.
+	Limit int
+}
+
+// ChangesLimit returns the number of runs one Changes may return.
+func (p ChangesParams) ChangesLimit() int {
+	if p.Limit <= 0 {
+		return 1000
+	}
+	return p.Limit
+}
+
+// ChangesPage is what Store.Changes returns.
+type ChangesPage struct {
+	// Runs are the headers of the runs that changed (as List returns
+	// them), in the order of their last change.
+	Runs []*Run
+	// Position is where the next call starts: pass it as After. It is
+	// opaque, and meaningful to the store that made it only.
+	Position string
+	// Corrupt holds one error wrapping ErrCorrupt for each changed run
+	// that could not be decoded.
+	Corrupt []error
 }
 
 // NodeDataParams are the arguments of Store.NodeData.

@@ -18,7 +18,8 @@ type queries struct {
 	schema, migrations                 string // quoted
 	runs, checkpoints                  string // quoted, schema-qualified
 	create, checkpoint                 string // array forms, for a group commit
-	why, header, logRows, insertLog    string
+	why, header, headers               string
+	logRows, insertLog                 string
 	claim, claimWhy, expired, claimIDs string
 	manyLogs                           string
 	extend, release, cancel            string
@@ -75,6 +76,7 @@ func makeQueries(schema string) queries {
 		SELECT id, lease_until, version FROM up`),
 		why:       r(`SELECT version, owner FROM {runs} WHERE id = $1`),
 		header:    r(`SELECT {header} FROM {runs} WHERE id = $1`),
+		headers:   r(`SELECT {header} FROM {runs} WHERE id = ANY($1)`),
 		logRows:   r(`SELECT body FROM {checkpoints} WHERE run_id = $1 ORDER BY version`),
 		insertLog: r(`INSERT INTO {checkpoints} (run_id, version, body) VALUES ($1, $2, $3)`),
 		claim: r(`UPDATE {runs} SET owner = $2, lease_until = {now} + $3::bigint * 1000, version = version + 1

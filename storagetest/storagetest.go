@@ -67,6 +67,7 @@ var groups = []group{
 	{"Get", getTests},
 	{"Checkpoint", checkpointTests},
 	{"List", listTests},
+	{"Changes", changesTests},
 	{"Claim", claimTests},
 	{"ClaimExpired", claimExpiredTests},
 	{"Extend", extendTests},

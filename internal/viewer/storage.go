@@ -16,17 +16,14 @@ import (
 
 // StorageOptions tune a [StorageSource]. The zero value is ready to use.
 type StorageOptions struct {
-	// PollInterval is how often the newest runs are checked for changes;
-	// 0 means one second.
+	// PollInterval is how often the store's change feed is read; 0 means
+	// one second.
 	PollInterval time.Duration
-	// WatchRuns is how many of the newest runs each poll compares; 0 means
-	// 200.
-	WatchRuns int
 }
 
 // StorageSource serves the runs of a [flux.Storage] (memory, SQLite,
 // PostgreSQL), through Storage.List and Storage.Get as flux.Engine.List and
-// Get read them. It notices changes by polling the newest runs.
+// Get read them. It notices changes by polling the store's change feed.
 type StorageSource struct {
 	store flux.Storage
 	name  string
@@ -50,9 +47,6 @@ const (
 func NewStorageSource(store flux.Storage, name string, opt StorageOptions) *StorageSource {
 	if opt.PollInterval <= 0 {
 		opt.PollInterval = time.Second
-	}
-	if opt.WatchRuns <= 0 {
-		opt.WatchRuns = 200
 	}
 	return &StorageSource{store: store, name: name, opt: opt,
 		workflows: map[string]struct{}{}, skipped: map[string]map[int]bool{}, learned: map[string]time.Time{}}
@@ -269,33 +263,35 @@ func (s *StorageSource) State(ctx context.Context) State {
 	return State{Kind: "storage", Name: s.name, Ready: true, Progress: 1, Runs: -1, Problems: []Problem{}}
 }
 
-// Watch implements [Source]: it compares the newest runs' versions every
-// PollInterval. A run older than the newest WatchRuns changes unnoticed.
+// Watch implements [Source]: it reads the store's change feed every
+// PollInterval, so a change to any run is seen, old or new.
 func (s *StorageSource) Watch(ctx context.Context, fn func(Change)) { s.watch(ctx, fn, nil) }
 
-// watch is Watch, calling polled (when not nil) after each poll.
+// watch is Watch, calling polled (when not nil) after each poll. It
+// follows the store's change feed (Storage.Changes), so every run that
+// changes is seen, however many runs are newer.
 func (s *StorageSource) watch(ctx context.Context, fn func(Change), polled func()) {
 	t := time.NewTicker(s.opt.PollInterval)
 	defer t.Stop()
-	var last map[string]int64
+	pos := ""
+	started := false
 	for {
-		page, err := s.store.List(ctx, flux.Filter{Limit: s.opt.WatchRuns})
+		page, err := s.store.Changes(ctx, driver.ChangesParams{After: pos, Limit: maxChanges})
 		if err == nil {
-			cur := make(map[string]int64, len(page.Runs))
-			var changed []string
-			for _, r := range page.Runs {
-				cur[r.ID] = r.Version
-				if v, ok := last[r.ID]; last != nil && (!ok || v != r.Version) {
-					changed = append(changed, r.ID)
+			if started && len(page.Runs) > 0 {
+				changed := make([]string, len(page.Runs))
+				for i, r := range page.Runs {
+					changed[i] = r.ID
 				}
-			}
-			if len(changed) > 0 {
 				fn(Change{Runs: changed})
 			}
-			last = cur
+			pos, started = page.Position, true
 		}
 		if polled != nil {
 			polled()
+		}
+		if err == nil && len(page.Runs) == maxChanges {
+			continue // more changed than a page holds: go on at once
 		}
 		select {
 		case <-ctx.Done():
@@ -304,3 +300,6 @@ func (s *StorageSource) watch(ctx context.Context, fn func(Change), polled func(
 		}
 	}
 }
+
+// maxChanges is how many changed runs one poll reads.
+const maxChanges = 1000

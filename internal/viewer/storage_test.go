@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -321,5 +322,60 @@ func TestStorageSourceInterruptedAndInFlight(t *testing.T) {
 	}
 	if n := nodeByName(t, d, "charge"); len(n.Attempts) != 3 {
 		t.Errorf("charge of the cancelled run has %d attempts %+v, want the 3 recorded ones", len(n.Attempts), n.Attempts)
+	}
+}
+
+// TestStorageSourceWatchOldRun: the live view follows the store's change
+// feed, so a change to a run behind hundreds of newer ones is seen.
+func TestStorageSourceWatchOldRun(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	e := newEngine(t, flux.Config{Storage: store})
+	var fail atomic.Bool
+	fail.Store(true)
+	w := flux.New[struct{}, struct{}]("flaky").Step("s", func(*flux.Ctx[struct{}, struct{}]) error {
+		if fail.Load() {
+			return flux.Permanent(errors.New("down"))
+		}
+		return nil
+	})
+	old, _ := flux.Execute(context.Background(), e, w, struct{}{})
+	fail.Store(false)
+	for range 300 {
+		if _, err := flux.Execute(context.Background(), e, w, struct{}{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src := NewStorageSource(store, "memory", StorageOptions{PollInterval: 5 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	got := make(chan Change, 16)
+	polled := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		src.watch(ctx, func(c Change) { got <- c }, func() {
+			select {
+			case polled <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	<-polled // the first poll took the feed's position
+	if _, err := flux.Resume(context.Background(), e, w, old.ID); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-got:
+			for _, id := range c.Runs {
+				if id == old.ID {
+					return
+				}
+			}
+		case <-timeout:
+			t.Fatal("no change named the old run resumed")
+		}
 	}
 }

@@ -38,12 +38,16 @@ CREATE TABLE runs (
 -- One row per write that changed a run's nodes, keyed by the version the
 -- write gave the run: the nodes it changed, the attempts it appended, the
 -- data they left (internal/sqlstore's binary form). Never updated.
+-- xid is the writing transaction's, for Store.Changes: once no transaction
+-- older than an xid is running, every row before it is there to be seen.
 CREATE TABLE checkpoints (
     run_id  text COLLATE "C" NOT NULL,
     version bigint NOT NULL,
     body    bytea  NOT NULL,
+    xid     bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
     PRIMARY KEY (run_id, version)
 );
+CREATE INDEX checkpoints_xid ON checkpoints (xid);
 
 CREATE INDEX runs_newest ON runs (created_at DESC, id DESC);
 CREATE INDEX runs_workflow_newest ON runs (workflow, created_at DESC, id DESC);

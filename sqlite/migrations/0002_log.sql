@@ -33,12 +33,14 @@ CREATE TABLE runs (
 -- One row per write that changed a run's nodes, keyed by the version the
 -- write gave the run: the nodes it changed, the attempts it appended, the
 -- data they left (internal/sqlstore's binary form). Never updated.
+-- seq orders the writes of every run, for Store.Changes.
 CREATE TABLE checkpoints (
+    seq     INTEGER PRIMARY KEY,
     run_id  TEXT    NOT NULL,
     version INTEGER NOT NULL,
-    body    BLOB    NOT NULL,
-    PRIMARY KEY (run_id, version)
-) STRICT, WITHOUT ROWID;
+    body    BLOB    NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX checkpoints_run ON checkpoints (run_id, version);
 
 -- List: newest first, overall and by workflow.
 CREATE INDEX runs_created ON runs (created_at, id);

@@ -1,0 +1,81 @@
+package storagetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
+)
+
+// gather calls Changes from position pos until it has n runs, and returns
+// their IDs in order and the last position. A store may hold changes back
+// while earlier writes could still land (PostgreSQL does while any
+// transaction runs), so it polls.
+func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, string) {
+	t.Helper()
+	var got []string
+	eventually(t, fmt.Sprintf("Changes after %q gives %d runs", pos, n), func() (bool, error) {
+		p, err := s.Changes(ctx(t), driver.ChangesParams{After: pos, Limit: limit})
+		if err != nil {
+			return false, err
+		}
+		if len(p.Runs) > limit {
+			return false, fmt.Errorf("Changes with Limit %d gave %d runs", limit, len(p.Runs))
+		}
+		if p.Position == "" {
+			return false, fmt.Errorf("Changes gave no position")
+		}
+		got, pos = append(got, ids(p.Runs)...), p.Position
+		if len(got) > n {
+			return false, fmt.Errorf("Changes gave %v, more than the %d runs that changed", got, n)
+		}
+		return len(got) == n, nil
+	})
+	return got, pos
+}
+
+var changesTests = []testCase{
+	{"Feed", func(t *testing.T, h Harness) {
+		start, err := h.Store.Changes(ctx(t), driver.ChangesParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(start.Runs) != 0 || start.Position == "" {
+			t.Fatalf("Changes from now: %d runs, position %q; want none and a position", len(start.Runs), start.Position)
+		}
+		hour := time.Hour
+		a := mustCreate(t, h.Store, fullRun("feed-a"), hour)
+		mustCreate(t, h.Store, smallRun("feed-b", "w", flux.StatusRunning, listBase), 0)
+		a.Status = flux.StatusRunning
+		mustCheckpoint(t, h.Store, a, hour, counts(a))
+		got, pos := gather(t, h.Store, start.Position, 2, 100)
+		wantIDs(t, "runs changed, by their last change", []string{"feed-b", "feed-a"}, got)
+
+		// Leases are not changes; a cancel is.
+		mustClaim(t, h.Store, driver.ClaimParams{ID: "feed-b", Owner: "e#2", Lease: hour})
+		if err := h.Store.Release(ctx(t), driver.ReleaseParams{ID: "feed-b", Owner: "e#2"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.Store.Cancel(ctx(t), driver.CancelParams{ID: "feed-a", Error: "stop", At: listBase}); err != nil {
+			t.Fatal(err)
+		}
+		got, pos = gather(t, h.Store, pos, 1, 100)
+		wantIDs(t, "runs changed after a claim, a release and a cancel", []string{"feed-a"}, got)
+		if r := mustList(t, h.Store, flux.Filter{Search: "feed-a"}).Runs[0]; r.Status != flux.StatusCancelled {
+			t.Fatalf("feed-a is %s after its cancel", r.Status)
+		}
+
+		// More runs than the limit: the next call goes on.
+		for i := range 5 {
+			mustCreate(t, h.Store, smallRun(fmt.Sprintf("feed-c%d", i), "w", flux.StatusRunning, listBase), 0)
+		}
+		got, _ = gather(t, h.Store, pos, 5, 2)
+		wantIDs(t, "five new runs, two at a time", []string{"feed-c0", "feed-c1", "feed-c2", "feed-c3", "feed-c4"}, got)
+
+		if _, err := h.Store.Changes(ctx(t), driver.ChangesParams{After: "not a position"}); err == nil {
+			t.Fatal("Changes after a position the store never gave: no error")
+		}
+	}},
+}
