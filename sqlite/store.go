@@ -89,7 +89,11 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 				res, err = t.updateRunning.ExecContext(bg, h.Error, h.Fingerprint, updated, h.Nodes, h.Summary.Interrupted, until,
 					h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status)
 			} else {
-				res, err = t.updateOwned.ExecContext(bg, status, h.Error, h.Fingerprint, updated, finished, h.Nodes,
+				stmt := t.updateOwned
+				if h.Error == "" {
+					stmt = t.updateOwnedClean
+				}
+				res, err = stmt.ExecContext(bg, status, h.Error, h.Fingerprint, updated, finished, h.Nodes,
 					h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts, h.Summary.Failures,
 					h.Summary.Node, p.ID, p.Version, p.Owner)
 			}

@@ -180,6 +180,7 @@ type writeStmts struct {
 	updateRun            *sql.Stmt // compare-and-set, returning the lease
 	updateRunning        *sql.Stmt // compare-and-set of an owned running run that stays so
 	updateOwned          *sql.Stmt // compare-and-set of an owned run, returning nothing
+	updateOwnedClean     *sql.Stmt // the same, for a run without an error that stays so
 	versionOwner         *sql.Stmt
 	selectHeader         *sql.Stmt
 	claim                *sql.Stmt
@@ -190,7 +191,7 @@ type writeStmts struct {
 }
 
 func (w *writeStmts) all() []**sql.Stmt {
-	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.insertLog, &w.updateRun, &w.updateRunning, &w.updateOwned, &w.versionOwner,
+	return []**sql.Stmt{&w.begin, &w.commit, &w.rollback, &w.insertRun, &w.insertLog, &w.updateRun, &w.updateRunning, &w.updateOwned, &w.updateOwnedClean, &w.versionOwner,
 		&w.selectHeader, &w.claim, &w.expired, &w.extend, &w.release, &w.cancel, &w.status}
 }
 
@@ -226,6 +227,13 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 				lease_until = CASE WHEN ?8 > 0 THEN ?9 ELSE 0 END,
 				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
 			WHERE id = ?14 AND version = ?15 AND owner = ?16`},
+		// The same for a run with no error that keeps none: error is
+		// compared, not set, so that the search's trigger is not run.
+		{&w.updateOwnedClean, `UPDATE runs SET status = ?1, fingerprint = ?3, updated_at = ?4, finished_at = ?5,
+				nodes = ?6, done = ?10, attempts = ?11, failures = ?12, at_node = ?13, interrupted = ?7, version = version + 1,
+				lease_until = CASE WHEN ?8 > 0 THEN ?9 ELSE 0 END,
+				owner = CASE WHEN ?8 < 0 THEN '' ELSE owner END
+			WHERE id = ?14 AND version = ?15 AND owner = ?16 AND error = ?2`},
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
 		{&w.selectHeader, selectHeader},
 		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ? RETURNING version"},
