@@ -22,14 +22,14 @@ func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, s
 			return false, err
 		}
 		if len(p.Runs) > limit {
-			return false, fmt.Errorf("Changes with Limit %d gave %d runs", limit, len(p.Runs))
+			return false, fmt.Errorf("a page of Changes with Limit %d has %d runs", limit, len(p.Runs))
 		}
 		if p.Position == "" {
-			return false, fmt.Errorf("Changes gave no position")
+			return false, fmt.Errorf("a page of Changes has no position")
 		}
 		got, pos = append(got, ids(p.Runs)...), p.Position
 		if len(got) > n {
-			return false, fmt.Errorf("Changes gave %v, more than the %d runs that changed", got, n)
+			return false, fmt.Errorf("the pages of Changes name %v, more than the %d runs that changed", got, n)
 		}
 		return len(got) == n, nil
 	})
