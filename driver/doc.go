@@ -11,5 +11,12 @@
 // as a whole snapshot or as a [Patch] from the data before it. The engine
 // sends a snapshot when the patches since the last one add up to more than
 // the data itself, so a run's stored size grows with its final data plus
-// the sum of its changes, and each checkpoint writes what changed.
+// the sum of its changes, and each checkpoint writes what changed. The SQL
+// stores keep the nodes as a log: one row per write, with the node changes
+// of its [CheckpointParams], replayed by Get.
+//
+// Besides keeping runs, a store answers [Filter.Search] (ID prefix,
+// workflow, words of the error) and follows its writes with
+// [Store.Changes], by indexes, so that a viewer searches and follows every
+// run, not only the newest.
 package driver
