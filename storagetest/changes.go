@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,10 +10,11 @@ import (
 	"github.com/flux-go/flux/driver"
 )
 
-// gather calls Changes from position pos until it has n runs, and returns
-// their IDs in order and the last position. A store may hold changes back
-// while earlier writes could still land (PostgreSQL does while any
-// transaction runs), so it polls.
+// gather calls Changes from position pos until n runs have changed, and
+// returns their IDs in the order of their last change, and the last
+// position. A store may hold changes back while earlier writes could still
+// land (PostgreSQL does while any transaction runs), so it polls; a run
+// that changed again between two calls is named by both.
 func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, string) {
 	t.Helper()
 	var got []string
@@ -27,7 +29,10 @@ func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, s
 		if p.Position == "" {
 			return false, fmt.Errorf("a page of Changes has no position")
 		}
-		got, pos = append(got, ids(p.Runs)...), p.Position
+		for _, r := range p.Runs {
+			got = append(slices.DeleteFunc(got, func(id string) bool { return id == r.ID }), r.ID)
+		}
+		pos = p.Position
 		if len(got) > n {
 			return false, fmt.Errorf("the pages of Changes name %v, more than the %d runs that changed", got, n)
 		}
