@@ -21,7 +21,9 @@ type changes struct {
 	resets   []int // nodes that left completed: their data is dropped
 	replaced []int // nodes that are new at their index: the stored ones are dropped
 	data     []driver.NodeData
+	patches  []driver.Patch // what data's patches point to: never grown past its capacity
 	buf      [4]int
+	dataBuf  [2]driver.NodeData
 }
 
 func (c *changes) node(i int) {
@@ -34,7 +36,7 @@ func (c *changes) node(i int) {
 }
 
 func (c *changes) reset() {
-	c.every, c.nodes, c.resets, c.replaced, c.data = false, c.nodes[:0], c.resets[:0], c.replaced[:0], c.data[:0]
+	c.every, c.nodes, c.resets, c.replaced, c.data, c.patches = false, c.nodes[:0], c.resets[:0], c.replaced[:0], c.data[:0], c.patches[:0]
 }
 
 // setNode moves node i to status to: the one place a node's status
@@ -101,12 +103,22 @@ func (r *runner[In, Data]) addAttempt(i int, a Attempt) {
 func (r *runner[In, Data]) setData(i int, snap []byte) {
 	d := driver.NodeData{Index: i}
 	p := driver.Diff(r.snap, snap)
+	c := &r.changed
 	if r.patched < 0 || r.patched+p.Size() > len(snap) {
 		d.Snapshot, r.patched = snap, 0
 	} else {
-		d.Patch, r.patched = &p, r.patched+p.Size()
+		// Patches is reused from write to write. (Should it grow, the
+		// pointers into its old array still hold their patches.)
+		if c.patches == nil {
+			c.patches = make([]driver.Patch, 0, len(r.run.Steps))
+		}
+		c.patches = append(c.patches, p)
+		d.Patch, r.patched = &c.patches[len(c.patches)-1], r.patched+p.Size()
 	}
-	r.changed.data = append(r.changed.data, d)
+	if c.data == nil {
+		c.data = c.dataBuf[:0]
+	}
+	c.data = append(c.data, d)
 	r.snap, r.run.Data = snap, snap
 }
 

@@ -71,7 +71,7 @@ type memRun struct {
 	mu      sync.Mutex
 	head    driver.Run
 	steps   []driver.StepState
-	data    []*driver.NodeData // by node index; nil where none
+	data    []memData // by node index
 	changed uint64             // the number of its last write, for Changes
 }
 
@@ -181,12 +181,20 @@ func cloneBytes(b []byte) []byte {
 	return append(make([]byte, 0, len(b)), b...)
 }
 
-func cloneData(d *driver.NodeData) *driver.NodeData {
-	c := &driver.NodeData{Index: d.Index, Snapshot: cloneBytes(d.Snapshot)}
+// memData is the data a node left, kept by value: a snapshot, or a patch
+// (Offset, Delete, and bytes to insert); none when !set.
+type memData struct {
+	set, patch     bool
+	offset, delete int
+	bytes          []byte
+}
+
+// keepData returns a copy of d, sharing nothing with it.
+func keepData(d *driver.NodeData) memData {
 	if d.Patch != nil {
-		c.Patch = &driver.Patch{Offset: d.Patch.Offset, Delete: d.Patch.Delete, Insert: cloneBytes(d.Patch.Insert)}
+		return memData{set: true, patch: true, offset: d.Patch.Offset, delete: d.Patch.Delete, bytes: cloneBytes(d.Patch.Insert)}
 	}
-	return c
+	return memData{set: true, bytes: cloneBytes(d.Snapshot)}
 }
 
 // Create implements [driver.Store].
@@ -199,12 +207,12 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 		s.Attempts = slices.Clone(s.Attempts)
 		c.steps[i] = s
 	}
-	c.data = make([]*driver.NodeData, len(src.Steps))
+	c.data = make([]memData, len(src.Steps))
 	for _, d := range p.Data {
 		if d.Index < 0 || d.Index >= len(c.data) {
 			return driver.Written{}, fmt.Errorf("flux: creating run %s: data of node %d, which it does not have", src.ID, d.Index)
 		}
-		c.data[d.Index] = cloneData(&d)
+		c.data[d.Index] = keepData(&d)
 	}
 	c.head.Summary = driver.Summarize(c.steps)
 	c.head.Version, c.head.LeaseUntil = 1, time.Time{}
@@ -271,7 +279,7 @@ func (r *memRun) checkpoint(p driver.CheckpointParams) (driver.Written, bool, er
 		}
 		s := &r.steps[n.Index]
 		if n.Replace {
-			s.Attempts, r.data[n.Index] = nil, nil
+			s.Attempts, r.data[n.Index] = nil, memData{}
 		}
 		s.Name, s.Kind, s.Status = n.Name, n.Kind, n.Status
 		s.StartedAt, s.FinishedAt, s.InFlight = n.StartedAt, n.FinishedAt, n.InFlight
@@ -279,10 +287,10 @@ func (r *memRun) checkpoint(p driver.CheckpointParams) (driver.Written, bool, er
 			s.Attempts = append(slices.Clip(s.Attempts), n.Attempts...)
 		}
 		if n.Reset {
-			r.data[n.Index] = nil
+			r.data[n.Index] = memData{}
 		}
 		if n.Data != nil {
-			r.data[n.Index] = cloneData(n.Data)
+			r.data[n.Index] = keepData(n.Data)
 		}
 	}
 	return r.written(p.Lease), finished, nil
@@ -315,9 +323,13 @@ func (r *memRun) written(lease time.Duration) driver.Written {
 // datas returns the node data up to node last, in order.
 func (r *memRun) datas(last int) []driver.NodeData {
 	var out []driver.NodeData
-	for _, d := range r.data[:min(last+1, len(r.data))] {
-		if d != nil {
-			out = append(out, *d)
+	for i, d := range r.data[:min(last+1, len(r.data))] {
+		switch {
+		case !d.set:
+		case d.patch:
+			out = append(out, driver.NodeData{Index: i, Patch: &driver.Patch{Offset: d.offset, Delete: d.delete, Insert: d.bytes}})
+		default:
+			out = append(out, driver.NodeData{Index: i, Snapshot: d.bytes})
 		}
 	}
 	return out

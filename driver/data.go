@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 )
@@ -20,6 +19,7 @@ type Patch struct {
 
 // Diff returns the patch that turns before into after: what lies between
 // their longest common prefix and, after it, their longest common suffix.
+// The patch's Insert is a part of after, not a copy.
 func Diff(before, after []byte) Patch {
 	n := min(len(before), len(after))
 	p := 0
@@ -30,7 +30,7 @@ func Diff(before, after []byte) Patch {
 	for s < n-p && before[len(before)-1-s] == after[len(after)-1-s] {
 		s++
 	}
-	return Patch{Offset: p, Delete: len(before) - p - s, Insert: bytes.Clone(after[p : len(after)-s])}
+	return Patch{Offset: p, Delete: len(before) - p - s, Insert: after[p : len(after)-s : len(after)-s]}
 }
 
 // Size is roughly how many bytes p takes to store.
