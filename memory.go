@@ -72,7 +72,7 @@ type memRun struct {
 	head    driver.Run
 	steps   []driver.StepState
 	data    []memData // by node index
-	changed uint64             // the number of its last write, for Changes
+	changed uint64    // the number of its last write, for Changes
 }
 
 // NewMemoryStorage returns an empty in-memory storage.

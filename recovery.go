@@ -50,6 +50,10 @@ func (e *Engine) Register(flows ...Registrable) error {
 	return nil
 }
 
+// minRecoveryTimeout bounds a recovery pass's store calls from below,
+// whatever the lease.
+const minRecoveryTimeout = 10 * time.Second
+
 func (e *Engine) recoveryLoop() {
 	defer e.wg.Done()
 	t := time.NewTicker(e.interval)
@@ -84,7 +88,9 @@ func (e *Engine) RecoverNow() int {
 	if closed || len(names) == 0 {
 		return 0
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), e.lease)
+	// A slow store is given time: the runs it claims late may have to be
+	// given up (their lease expired meanwhile), but the pass is not lost.
+	ctx, cancel := context.WithTimeout(context.Background(), max(e.lease, minRecoveryTimeout))
 	defer cancel()
 	// The query leaves alone the runs this engine holds: they execute here.
 	claimed, err := e.store.ClaimExpired(ctx, driver.ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease, Limit: 100})
