@@ -21,7 +21,8 @@ import (
 // So that a long-lived process does not grow without bound, it keeps the
 // newest [DefaultMemoryKeepFinished] finished runs of each outcome
 // (completed or cancelled; failed) and forgets older ones as new ones
-// finish; [MemoryKeepFinished] changes the bound. The engine's
+// finish, a tenth of the bound at a time; [MemoryKeepFinished] changes the
+// bound. The engine's
 // [Retention] applies as well.
 type MemoryStorage struct {
 	mu     sync.RWMutex // over runs and closed
@@ -48,8 +49,8 @@ type MemoryOption func(*MemoryStorage)
 
 // MemoryKeepFinished makes a MemoryStorage keep the newest n finished runs
 // of each outcome (completed or cancelled; failed), forgetting the oldest
-// as more finish; n <= 0 keeps them all, until the engine's Retention
-// deletes them.
+// as more finish, once a tenth more than n have (the older ones at once);
+// n <= 0 keeps them all, until the engine's Retention deletes them.
 func MemoryKeepFinished(n int) MemoryOption {
 	return func(m *MemoryStorage) { m.keep = n }
 }
@@ -100,6 +101,12 @@ func (m *MemoryStorage) finish(id string, s Status, at time.Time) {
 	m.fmu.Lock()
 	q.ids = append(q.ids, memFinished{id, at})
 	var drop []memFinished
+	// Forgotten a tenth of keep at a time, so that the store's lock is
+	// taken once for many runs.
+	if len(q.ids)-q.head <= m.keep+m.keep/10 {
+		m.fmu.Unlock()
+		return
+	}
 	for len(q.ids)-q.head > m.keep {
 		drop = append(drop, q.ids[q.head])
 		q.ids[q.head] = memFinished{}
