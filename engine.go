@@ -314,9 +314,11 @@ func (e *Engine) heartbeat() {
 		}
 		e.mu.Lock()
 		ids := make([]string, 0, len(e.active))
+		held := make(map[string]*activeRun, len(e.active))
 		for id, a := range e.active {
 			if a.leased {
 				ids = append(ids, id)
+				held[id] = a
 			}
 		}
 		e.mu.Unlock()
@@ -332,7 +334,10 @@ func (e *Engine) heartbeat() {
 		}
 		e.mu.Lock()
 		for _, id := range lost {
-			if a := e.active[id]; a != nil {
+			// Only the execution whose lease was renewed: one that ended
+			// meanwhile gave its lease back, and a new start of the same
+			// run (a duplicate Execute, a Resume) is not the one that lost.
+			if a := e.active[id]; a != nil && a == held[id] {
 				a.cancel(ErrLeaseLost)
 			}
 		}
