@@ -47,7 +47,9 @@ CREATE TABLE checkpoints (
     xid     bigint NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
     PRIMARY KEY (run_id, version)
 );
-CREATE INDEX checkpoints_xid ON checkpoints (xid);
+-- Rows go in in xid order, about: a block range index finds the recent ones
+-- at almost no cost per row written.
+CREATE INDEX checkpoints_xid ON checkpoints USING brin (xid);
 
 CREATE INDEX runs_newest ON runs (created_at DESC, id DESC);
 CREATE INDEX runs_workflow_newest ON runs (workflow, created_at DESC, id DESC);
@@ -55,7 +57,6 @@ CREATE INDEX runs_stopped ON runs (created_at DESC, id DESC) WHERE status IN ('f
 -- Recovery looks only at unfinished runs.
 CREATE INDEX runs_unfinished ON runs (workflow, created_at) WHERE status IN ('pending', 'running');
 -- Prune: finished runs, oldest first.
-CREATE INDEX runs_finished ON runs (status, finished_at) WHERE status IN ('completed', 'failed', 'cancelled');
 
 -- Runs of schema 0001 whose body could not be decoded: kept, not lost.
 -- Search by the words of a run's error (Filter.Search).
