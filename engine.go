@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flux-go/flux/driver"
@@ -41,8 +42,15 @@ type Config struct {
 	// LeaseDuration/3 while a run executes.
 	LeaseDuration time.Duration
 	// RecoveryInterval is how often the engine looks for runs of registered
-	// workflows whose owner died; 0 means 5s.
+	// workflows that need an owner — started with [Start] and not taken
+	// yet, or whose owner died — when nothing told it of one sooner; 0
+	// means one second. Each look is one query.
 	RecoveryInterval time.Duration
+	// Workers is how many runs the engine executes at once in the
+	// background: runs started with [Start] and runs it recovers. 0 means
+	// 32. Negative means none: the engine only stores the runs it starts,
+	// for other engines to execute, and recovers nothing.
+	Workers int
 	// Retention says how long finished runs are kept: by default completed
 	// and cancelled runs for 24 hours and failed runs for 7 days. The
 	// engine deletes older ones in the background (see PruneInterval).
@@ -75,9 +83,18 @@ type Engine struct {
 	maxBytes int
 	lease    time.Duration
 	interval time.Duration
-	id       string
-	owner    string // id#nonce: what this start of the engine writes as owner
-	retain   retention
+	slots    int           // most runs the background loop executes at once (Config.Workers); < 0: none
+	busy     int           // runs the background loop executes now (under mu)
+	wake     chan struct{} // a run to execute may be waiting: look now
+	draining atomic.Bool   // Shutdown: take no run, start no node
+	// storeWake receives when the store tells of a run that needs an owner
+	// (driver.Waker); nil for a store that cannot tell.
+	storeWake <-chan struct{}
+	stopWake  func()
+	ended     chan struct{} // closed, and replaced, whenever a run ends here (under mu)
+	id        string
+	owner     string // id#nonce: what this start of the engine writes as owner
+	retain    retention
 
 	mu         sync.Mutex
 	active     map[string]*activeRun
@@ -111,6 +128,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 	e := &Engine{
 		store: cfg.Storage, log: cfg.Logger, hooks: cfg.Hooks, trace: cfg.Trace,
 		maxBytes: cfg.MaxPayloadBytes, lease: cfg.LeaseDuration, interval: cfg.RecoveryInterval,
+		slots: cfg.Workers, wake: make(chan struct{}, 1), ended: make(chan struct{}),
 		id: cfg.ID, active: make(map[string]*activeRun), orphans: make(map[string]bool),
 		registry: make(map[string]registered), stop: make(chan struct{}),
 		idle: make(chan *worker, maxIdleWorkers),
@@ -131,7 +149,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 		e.lease = 30 * time.Second
 	}
 	if e.interval <= 0 {
-		e.interval = 5 * time.Second
+		e.interval = time.Second
+	}
+	if e.slots == 0 {
+		e.slots = DefaultWorkers
 	}
 	if e.id == "" {
 		e.id = "engine-" + newID()[24:]
@@ -153,6 +174,10 @@ func NewEngine(cfg Config) (*Engine, error) {
 	var err error
 	if e.retain, err = newRetention(cfg); err != nil {
 		return nil, err
+	}
+	e.stopWake = func() {}
+	if wk, ok := e.store.(driver.Waker); ok && e.slots > 0 {
+		e.storeWake, e.stopWake = wk.Wakeups()
 	}
 	e.wg.Add(1)
 	go e.heartbeat()
@@ -194,6 +219,7 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.wg.Wait()
 	e.stopWorkers()
+	e.stopWake()
 	return nil
 }
 
@@ -236,6 +262,8 @@ func (e *Engine) end(id string, a *activeRun, leased bool) {
 	if a.done != nil {
 		close(a.done)
 	}
+	close(e.ended)
+	e.ended = make(chan struct{})
 	e.mu.Unlock()
 	a.cancel(nil)
 	e.wg.Done()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/wake"
 )
 
 // MemoryStorage is the in-memory [Storage], the default of a zero
@@ -25,9 +26,10 @@ import (
 // bound. The engine's
 // [Retention] applies as well.
 type MemoryStorage struct {
-	mu     sync.RWMutex // over runs and closed
-	runs   map[string]*memRun
-	closed bool
+	mu         sync.RWMutex // over runs, unfinished and closed
+	runs       map[string]*memRun
+	unfinished map[string]*memRun // the runs ClaimExpired looks at
+	closed     bool
 
 	keep     int          // most finished runs kept of each outcome; <= 0: all
 	fmu      sync.Mutex   // over finished
@@ -38,33 +40,12 @@ type MemoryStorage struct {
 	// that Changes, holding it for writing, sees no number still in flight.
 	changeMu sync.RWMutex
 	changes  atomic.Uint64
+
+	wakes wake.Broadcast // engines to tell of runs that need an owner
 }
 
-// DefaultMemoryKeepFinished is how many finished runs of each outcome a
-// MemoryStorage keeps unless told otherwise.
-const DefaultMemoryKeepFinished = 10_000
-
-// MemoryOption configures a MemoryStorage.
-type MemoryOption func(*MemoryStorage)
-
-// MemoryKeepFinished makes a MemoryStorage keep the newest n finished runs
-// of each outcome (completed or cancelled; failed), forgetting the oldest
-// as more finish, once a tenth more than n have (the older ones at once);
-// n <= 0 keeps them all, until the engine's Retention deletes them.
-func MemoryKeepFinished(n int) MemoryOption {
-	return func(m *MemoryStorage) { m.keep = n }
-}
-
-// memFinish lists runs in the order they finished: a queue from head on.
-type memFinish struct {
-	ids  []memFinished
-	head int
-}
-
-type memFinished struct {
-	id string
-	at time.Time
-}
+// Wakeups implements [driver.Waker].
+func (m *MemoryStorage) Wakeups() (<-chan struct{}, func()) { return m.wakes.Subscribe() }
 
 // memRun is a stored run: its header (head, whose Data is the data before
 // the first node), its nodes, and the data each node left.
@@ -78,64 +59,13 @@ type memRun struct {
 
 // NewMemoryStorage returns an empty in-memory storage.
 func NewMemoryStorage(opts ...MemoryOption) *MemoryStorage {
-	m := &MemoryStorage{runs: make(map[string]*memRun), keep: DefaultMemoryKeepFinished}
+	m := &MemoryStorage{runs: make(map[string]*memRun), unfinished: make(map[string]*memRun), keep: DefaultMemoryKeepFinished}
 	for _, o := range opts {
 		if o != nil {
 			o(m)
 		}
 	}
 	return m
-}
-
-// finish records that run id ended with status s at at, and forgets the
-// oldest finished run of the same outcome if more than m.keep are kept.
-// Callers hold no run's lock.
-func (m *MemoryStorage) finish(id string, s Status, at time.Time) {
-	if m.keep <= 0 {
-		return
-	}
-	q := &m.finished[0]
-	if s == StatusFailed {
-		q = &m.finished[1]
-	}
-	m.fmu.Lock()
-	q.ids = append(q.ids, memFinished{id, at})
-	var drop []memFinished
-	// Forgotten a tenth of keep at a time, so that the store's lock is
-	// taken once for many runs.
-	if len(q.ids)-q.head <= m.keep+m.keep/10 {
-		m.fmu.Unlock()
-		return
-	}
-	for len(q.ids)-q.head > m.keep {
-		drop = append(drop, q.ids[q.head])
-		q.ids[q.head] = memFinished{}
-		q.head++
-	}
-	if q.head > len(q.ids)/2 {
-		q.ids = append(q.ids[:0], q.ids[q.head:]...)
-		q.head = 0
-	}
-	m.fmu.Unlock()
-	if len(drop) == 0 {
-		return
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for _, f := range drop {
-		r := m.runs[f.id]
-		if r == nil {
-			continue // pruned already
-		}
-		r.mu.Lock()
-		// A run resumed since is not dropped: it was queued again when it
-		// finished again.
-		still := r.head.Status.Final() && r.head.FinishedAt.Equal(f.at)
-		r.mu.Unlock()
-		if still {
-			delete(m.runs, f.id)
-		}
-	}
 }
 
 var _ driver.Store = (*MemoryStorage)(nil)
@@ -238,6 +168,12 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 	}
 	c.changed = m.changes.Add(1)
 	m.runs[src.ID] = c
+	if !c.head.Status.Final() {
+		m.unfinished[src.ID] = c
+	}
+	if driver.NeedsOwner(c.head.Status, c.head.Owner) {
+		defer m.wakes.Signal()
+	}
 	if c.head.Status.Final() {
 		defer m.finish(src.ID, c.head.Status, c.head.FinishedAt) // after m.mu is released
 	}
@@ -252,14 +188,28 @@ func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams)
 		m.changeMu.RUnlock()
 		return driver.Written{}, err
 	}
+	wasFinal := r.head.Status.Final()
 	w, finished, err := r.checkpoint(p)
+	reopened := wasFinal && !r.head.Status.Final()
 	if err == nil {
 		r.changed = m.changes.Add(1)
 	}
 	r.mu.Unlock()
 	m.changeMu.RUnlock()
+	if finished || reopened {
+		m.mu.Lock()
+		if finished {
+			delete(m.unfinished, p.ID)
+		} else if m.runs[p.ID] == r {
+			m.unfinished[p.ID] = r
+		}
+		m.mu.Unlock()
+	}
 	if finished {
 		m.finish(p.ID, p.Header.Status, p.Header.FinishedAt)
+	}
+	if err == nil && p.Lease < 0 && p.Header != nil && !p.Header.Status.Final() {
+		m.wakes.Signal()
 	}
 	return w, err
 }
@@ -453,13 +403,16 @@ func (m *MemoryStorage) Claim(_ context.Context, p driver.ClaimParams) (*Run, er
 
 // ClaimExpired implements [driver.Store].
 func (m *MemoryStorage) ClaimExpired(_ context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
-	runs, err := m.all()
-	if err != nil {
-		return nil, err
+	// Under the store's lock, then each run's (the order Prune takes them
+	// in), over the unfinished runs only, until the page is full.
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	if m.closed {
+		return nil, errMemoryClosed
 	}
 	now := time.Now()
 	out := &driver.ClaimedRuns{}
-	for _, r := range runs {
+	for _, r := range m.unfinished {
 		if p.Limit > 0 && len(out.Runs) >= p.Limit {
 			break
 		}
@@ -515,6 +468,9 @@ func (m *MemoryStorage) Release(_ context.Context, p driver.ReleaseParams) error
 		return fmt.Errorf("%w: run %s is owned by %q, not %q", ErrLeaseLost, p.ID, r.head.Owner, p.Owner)
 	}
 	r.written(driver.ReleaseLease)
+	if !r.head.Status.Final() {
+		defer m.wakes.Signal()
+	}
 	return nil
 }
 
@@ -534,6 +490,9 @@ func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
 		r.mu.Unlock()
 		m.changeMu.RUnlock()
 		if cancelled {
+			m.mu.Lock()
+			delete(m.unfinished, p.ID)
+			m.mu.Unlock()
 			m.finish(p.ID, StatusCancelled, p.At)
 		}
 	}()

@@ -42,13 +42,17 @@ func (e *Engine) Register(flows ...Registrable) error {
 	for _, f := range flows {
 		e.registry[f.Name()] = f
 	}
-	if !e.recovering && len(e.registry) > 0 {
+	if !e.recovering && len(e.registry) > 0 && e.slots > 0 {
 		e.recovering = true
 		e.wg.Add(1)
 		go e.recoveryLoop()
 	}
 	return nil
 }
+
+// DefaultWorkers is how many runs an engine executes at once in the
+// background unless Config.Workers says otherwise.
+const DefaultWorkers = 32
 
 // minRecoveryTimeout bounds a recovery pass's store calls from below,
 // whatever the lease.
@@ -64,17 +68,31 @@ func (e *Engine) recoveryLoop() {
 		case <-e.stop:
 			return
 		case <-t.C:
+		case <-e.wake:
+		case <-e.storeWake:
 		}
 	}
 }
 
+// nudge tells the background loop to look for runs now: a run was started
+// here, or a slot came free.
+func (e *Engine) nudge() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
 // RecoverNow claims the runs of registered workflows that need an owner
-// (their lease expired or was released, or an earlier start of this
-// engine's ID held them) and continues each in its own goroutine. It returns
-// how many it claimed. The recovery loop calls it every
-// Config.RecoveryInterval; tests and operators may call it directly.
+// (started with [Start] and not taken yet, their lease expired or was
+// released, or an earlier start of this engine's ID held them), as many as
+// Config.Workers leaves room for, and executes each in its own goroutine.
+// It returns how many it claimed. The background loop calls it every
+// Config.RecoveryInterval and whenever a run is started or ends here; tests
+// and operators may call it directly.
 func (e *Engine) RecoverNow() int {
 	e.mu.Lock()
+	room := e.slots - e.busy
 	names := make([]string, 0, len(e.registry))
 	for n := range e.registry {
 		names = append(names, n)
@@ -85,7 +103,7 @@ func (e *Engine) RecoverNow() int {
 	}
 	closed := e.closed
 	e.mu.Unlock()
-	if closed || len(names) == 0 {
+	if closed || len(names) == 0 || room <= 0 || e.draining.Load() {
 		return 0
 	}
 	// A slow store is given time: the runs it claims late may have to be
@@ -93,7 +111,8 @@ func (e *Engine) RecoverNow() int {
 	ctx, cancel := context.WithTimeout(context.Background(), max(e.lease, minRecoveryTimeout))
 	defer cancel()
 	// The query leaves alone the runs this engine holds: they execute here.
-	claimed, err := e.store.ClaimExpired(ctx, driver.ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease, Limit: 100})
+	claimed, err := e.store.ClaimExpired(ctx, driver.ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease,
+		Limit: max(room-len(orphans), 1)})
 	if err != nil {
 		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
 		return 0
@@ -127,15 +146,33 @@ func (e *Engine) RecoverNow() int {
 	for _, run := range runs {
 		e.mu.Lock()
 		w := e.registry[run.Workflow]
+		if w != nil {
+			e.busy++
+		}
 		e.mu.Unlock()
 		if w == nil {
 			e.release(run)
 			continue
 		}
-		e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
+		if run.Status == StatusPending { // started, never taken
+			e.log.Debug("flux: starting run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
+		} else {
+			e.log.Info("flux: recovering run", slog.String("run_id", run.ID), slog.String("workflow", run.Workflow))
+		}
 		e.wg.Add(1)
 		go func() {
 			defer e.wg.Done()
+			defer func() {
+				e.mu.Lock()
+				e.busy--
+				room := e.slots - e.busy
+				e.mu.Unlock()
+				// Slots are filled a quarter at a time: one claim for
+				// many runs, not one per run that ends.
+				if room >= max(1, e.slots/4) {
+					e.nudge()
+				}
+			}()
 			if err := w.recoverRun(e, run); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrRunActive) {
 				e.log.Warn("flux: recovered run did not complete", slog.String("run_id", run.ID), slog.Any("error", err))
 			}

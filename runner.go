@@ -87,6 +87,11 @@ func (r *runner[In, Data]) nodes() error {
 		if r.run.Steps[i].Status.Done() {
 			continue
 		}
+		if r.e.draining.Load() && r.run.Steps[i].Status == StatusPending {
+			// Shutdown: the attempt before has ended; the run stops here,
+			// resumable, its lease given back.
+			return r.interrupt(i, 0, time.Now(), ErrClosed)
+		}
 		if err := r.node(i); err != nil {
 			return err
 		}

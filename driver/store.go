@@ -112,6 +112,24 @@ type Store interface {
 	Close() error
 }
 
+// Waker is implemented by stores that can tell engines, in every process
+// that uses them, that a run may need an owner sooner than their next look:
+// a run was stored pending and free (flux.Start), or an unfinished run's
+// lease was given back. Engines still look on their own every
+// Config.RecoveryInterval, so a lost wake-up costs time, never a run.
+type Waker interface {
+	// Wakeups returns a channel that receives after such writes (several
+	// before a receive count as one), and the function that ends the
+	// subscription.
+	Wakeups() (<-chan struct{}, func())
+}
+
+// NeedsOwner reports whether a run with this status, written with this
+// owner, waits for an engine to take it: it is unfinished and free.
+func NeedsOwner(status Status, owner string) bool {
+	return owner == "" && !status.Final()
+}
+
 // ReleaseLease as a lease of CheckpointParams gives the lease up.
 const ReleaseLease time.Duration = -1
 

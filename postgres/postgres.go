@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/internal/wake"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -49,6 +50,10 @@ type Store struct {
 	// refreshes the table's statistics (see maybeAnalyze).
 	created, analyzeAt atomic.Int64
 	analyzing          atomic.Bool
+
+	channel    string         // of LISTEN/NOTIFY (see wake.go)
+	wakes      wake.Broadcast // this process's engines
+	listenOnce sync.Once
 }
 
 var _ flux.Storage = (*Store)(nil)
@@ -136,11 +141,12 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 		return nil, fmt.Errorf("postgres: postgres.Writers(%d): need at least 1 writer", o.writers)
 	}
 	s := &Store{
-		pool:   pool,
-		schema: o.schema,
-		sql:    makeQueries(pgx.Identifier{o.schema}.Sanitize()),
-		reqs:   make(chan *writeReq),
-		done:   make(chan struct{}),
+		pool:    pool,
+		schema:  o.schema,
+		sql:     makeQueries(pgx.Identifier{o.schema}.Sanitize()),
+		channel: channelName(o.schema),
+		reqs:    make(chan *writeReq),
+		done:    make(chan struct{}),
 	}
 	s.analyzeAt.Store(firstAnalyze)
 	if err := s.Migrate(ctx); err != nil {

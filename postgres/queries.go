@@ -88,7 +88,7 @@ func makeQueries(schema string) queries {
 			WHERE status IN ('pending', 'running') AND workflow = ANY($1)
 				AND owner <> $3
 				AND (owner = '' OR lease_until <= {now} OR owner = $4 OR left(owner, length($4) + 1) = $4 || '#')
-			ORDER BY created_at, id
+			ORDER BY created_at + 0, id
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED`),
 		claimIDs: r(`UPDATE {runs} SET owner = $2, lease_until = {now} + $3::bigint * 1000, version = version + 1

@@ -557,6 +557,10 @@ func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
 		return fmt.Errorf("postgres: releasing run %s: %w", p.ID, err)
 	}
 	if tag.RowsAffected() == 1 {
+		// The run waits for an owner: tell the engines (best effort; they
+		// also look on their own).
+		_, _ = s.pool.Exec(ctx, "SELECT pg_notify($1, '')", s.channel)
+		s.wakes.Signal()
 		return nil
 	}
 	var v int64

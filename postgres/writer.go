@@ -168,6 +168,13 @@ func (s *Store) exec(batch []*writeReq) error {
 			b.Queue(s.sql.checkpoint, checkpointArgs(ps)...)
 		}
 	}
+	wakes := false
+	for _, r := range batch {
+		wakes = wakes || r.needsWake()
+	}
+	if wakes {
+		b.Queue("SELECT pg_notify($1, '')", s.channel)
+	}
 	b.Queue("COMMIT")
 	br := s.pool.SendBatch(ctx, b)
 	res := make(map[*writeReq]writeRes, len(batch))
@@ -198,6 +205,11 @@ func (s *Store) exec(batch []*writeReq) error {
 			err = qerr
 		}
 	}
+	if wakes {
+		if _, e := br.Exec(); err == nil { // pg_notify
+			err = e
+		}
+	}
 	if _, e := br.Exec(); err == nil { // COMMIT
 		err = e
 	}
@@ -206,6 +218,9 @@ func (s *Store) exec(batch []*writeReq) error {
 	}
 	if err != nil {
 		return err
+	}
+	if wakes {
+		s.wakes.Signal() // this process's engines, at once
 	}
 	created := 0
 	for r, v := range res {

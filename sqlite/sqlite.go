@@ -45,6 +45,7 @@ import (
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/wake"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
 )
@@ -66,7 +67,14 @@ type Store struct {
 	shut   atomic.Bool
 
 	batches, batchedWrites atomic.Int64 // for the benchmarks' batch size
+
+	wakes wake.Broadcast // engines to tell of runs that need an owner
 }
+
+// Wakeups implements [driver.Waker]: the engines of this process that use
+// the store hear of runs that need an owner at once. (A SQLite file has one
+// process writing it.)
+func (s *Store) Wakeups() (<-chan struct{}, func()) { return s.wakes.Subscribe() }
 
 var _ driver.Store = (*Store)(nil)
 

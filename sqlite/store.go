@@ -47,6 +47,9 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 		w = driver.Written{Version: 1, LeaseUntil: sqlstore.Time(h.LeaseUntil)}
 		return nil
 	})
+	if err == nil && driver.NeedsOwner(r.Status, r.Owner) {
+		s.wakes.Signal()
+	}
 	return w, err
 }
 
@@ -123,6 +126,9 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		w = driver.Written{Version: version, LeaseUntil: sqlstore.Time(lease)}
 		return nil
 	})
+	if err == nil && p.Lease < 0 && !h.Status.Final() {
+		s.wakes.Signal()
+	}
 	return w, err
 }
 
@@ -347,7 +353,7 @@ func (s *Store) Extend(ctx context.Context, p driver.ExtendParams) ([]string, er
 
 // Release implements [driver.Store].
 func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
-	return s.submit(ctx, func(t *txn) error {
+	err := s.submit(ctx, func(t *txn) error {
 		res, err := t.release.ExecContext(bg, p.ID, p.Owner)
 		if err != nil {
 			return fmt.Errorf("sqlite: releasing run %s: %w", p.ID, err)
@@ -362,6 +368,10 @@ func (s *Store) Release(ctx context.Context, p driver.ReleaseParams) error {
 		}
 		return fmt.Errorf("%w: run %s is owned by %q, not %q", flux.ErrLeaseLost, p.ID, o, p.Owner)
 	})
+	if err == nil {
+		s.wakes.Signal() // a finished run's lease is given back by its last checkpoint, not here
+	}
+	return err
 }
 
 // Cancel implements [driver.Store].

@@ -237,7 +237,9 @@ func (w *writeStmts) prepare(ctx context.Context, conn *sql.Conn) error {
 		{&w.versionOwner, "SELECT version, owner FROM runs WHERE id = ?"},
 		{&w.selectHeader, selectHeader},
 		{&w.claim, "UPDATE runs SET owner = ?, lease_until = ?, version = version + 1 WHERE id = ? RETURNING version"},
-		{&w.expired, `SELECT ` + headerColumns + ` FROM runs
+		// By runs_unfinished, oldest first: by the workflows' index the
+		// planner would walk every finished run too.
+		{&w.expired, `SELECT ` + headerColumns + ` FROM runs INDEXED BY runs_unfinished
 			WHERE status IN ('pending', 'running') AND workflow IN (SELECT value FROM json_each(?4))
 			AND owner <> ?1
 			AND (owner = '' OR lease_until <= ?2 OR owner = ?3 OR substr(owner, 1, length(?3) + 1) = ?3 || '#')

@@ -69,7 +69,8 @@ func runBench(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 32, "runs executing at once")
 	seq := fs.Int("sequential", 1000, "runs measured one at a time for the latency figures")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
-	workload := fs.String("workload", "w1", "w1 (short runs, throughput) or long (W2: runs of --steps steps, time and bytes per step)")
+	workload := fs.String("workload", "w1", "w1 (short runs, throughput), long (W2: runs of --steps steps, time and bytes per step) or start (background execution)")
+	processes := fs.Int("processes", 1, "start: worker processes draining the started runs (more than one needs PostgreSQL)")
 	steps := fs.Int("steps", 100, "long: steps per run")
 	baseline := fs.Bool("baseline", false, "w1: instead of Flux, measure the raw baseline: the same three durable writes per run, group-committed by one writer (sqlite or postgres)")
 	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data (0: each step changes the data without growing it)")
@@ -77,11 +78,14 @@ func runBench(ctx context.Context, args []string) error {
 		fmt.Fprintln(fs.Output(), `usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]
        flux bench --baseline [--workflows N] [--concurrency C] --storage sqlite|postgres [store flags]
        flux bench --workload long [--steps N] [--data-bytes B] [--workflows R] [store flags]
+       flux bench --workload start [--workflows N] [--processes P] [--concurrency C] [store flags]
 
 W1 (the default) runs two steps and one commit, trivial work, small data, N times at concurrency C,
 then a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.
 W2 (--workload long) runs R runs (default 1) of N steps one after the other, each step appending
 B bytes to the run's data, and prints the time per step and the bytes written and stored per step.
+The start workload stores N runs with flux.Start, has P worker processes of C workers each drain them,
+counts their commits (once each), then measures Start to the first step's start and an idle engine's calls.
 --baseline measures, instead of Flux, a loop doing W1's three durable writes per run with the same
 group commit, in a table of its own (baseline_runs): the figure to hold Flux's W1 against.`)
 		fs.PrintDefaults()
@@ -98,6 +102,29 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 	}
 	switch *workload {
 	case "w1":
+	case "start":
+		if *processes < 1 {
+			return fmt.Errorf("--processes must be at least 1")
+		}
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
+		res, err := benchStart(ctx, so, *n, *processes, *c)
+		if err != nil {
+			return err
+		}
+		fmt.Println(res)
+		return nil
+	case "start-worker": // a child of --workload start
+		return startWorker(ctx, so, *c)
 	case "long":
 		if *steps <= 0 || *dataBytes < 0 {
 			return fmt.Errorf("--steps must be positive and --data-bytes not negative")
@@ -106,7 +133,7 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 			*n = 1
 		}
 	default:
-		return fmt.Errorf("unknown --workload %q: want w1 or long", *workload)
+		return fmt.Errorf("unknown --workload %q: want w1, long or start", *workload)
 	}
 	if *baseline {
 		if *workload != "w1" {

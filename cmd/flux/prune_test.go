@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/sqlite"
 )
 
@@ -123,5 +124,41 @@ func TestRunsListProgressAndCorrupt(t *testing.T) {
 	}
 	if len(corrupt) != 1 || !strings.Contains(corrupt[0], "broken") {
 		t.Errorf("corrupt lines %q, want one naming run broken:\n%s", corrupt, out.String())
+	}
+}
+
+// TestRunsListEngine: flux runs list names the engine that holds each
+// running run, and "-" for a started run no engine took yet.
+func TestRunsListEngine(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := filepath.Join(t.TempDir(), "w.db")
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	held := testRun("held", "shop", at)
+	held.Status, held.FinishedAt, held.Owner = flux.StatusRunning, time.Time{}, "billing-1#5f2a"
+	waiting := testRun("waiting", "shop", at)
+	waiting.Status, waiting.FinishedAt = flux.StatusPending, time.Time{}
+	s, err := sqlite.Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*flux.Run{held, waiting} {
+		if _, err := s.Create(ctx, driver.CreateParams{Run: r, Lease: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	var out strings.Builder
+	if err := runsCmd(ctx, &out, []string{"list", "--db", db}); err != nil {
+		t.Fatal(err)
+	}
+	engines := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) >= 8 {
+			engines[f[0]] = f[len(f)-1]
+		}
+	}
+	if engines["held"] != "billing-1" || engines["waiting"] != "-" {
+		t.Errorf("engines %v, want held by billing-1 and waiting by none:\n%s", engines, out.String())
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/driver"
 )
 
 func init() {
@@ -90,14 +91,19 @@ func runsCmd(ctx context.Context, out io.Writer, args []string) error {
 		return printJSON(out, page)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tSTEPS\tCREATED\tDURATION")
+	fmt.Fprintln(tw, "ID\tWORKFLOW\tSTATUS\tSTEPS\tCREATED\tDURATION\tENGINE")
 	for _, r := range page.Runs {
+		// The engine that holds the run now: running where, or "-".
+		engine := "-"
+		if r.Owner != "" && r.LeaseUntil.After(time.Now()) {
+			engine = driver.OwnerEngine(r.Owner)
+		}
 		end := r.FinishedAt
 		if end.IsZero() {
 			end = r.UpdatedAt
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.Summary.Done, r.Summary.Nodes,
-			r.CreatedAt.Local().Format(time.DateTime), formatDuration(end.Sub(r.CreatedAt)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\t%s\n", r.ID, r.Workflow, r.Status, r.Summary.Done, r.Summary.Nodes,
+			r.CreatedAt.Local().Format(time.DateTime), formatDuration(end.Sub(r.CreatedAt)), engine)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

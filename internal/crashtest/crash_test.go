@@ -39,6 +39,31 @@ func TestCrashRecoverySQLite(t *testing.T) {
 	crashMatrix(t, func(_ *testing.T, dir string) storeConfig { return sqliteStore(dir) })
 }
 
+// TestBackgroundWorkerKilled: a process whose background workers execute
+// started runs is killed mid-run; another engine takes the runs over and
+// completes them, no completed commit running again.
+func TestBackgroundWorkerKilledSQLite(t *testing.T) {
+	t.Parallel()
+	for _, p := range []string{inPrice, chargeAfter, afterCharge} {
+		t.Run(p, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			crashCaseMode(t, "start", sqliteStore(dir), dir, p, 6, false)
+		})
+	}
+}
+
+func TestBackgroundWorkerKilledPostgres(t *testing.T) {
+	t.Parallel()
+	dbURL(t)
+	for _, p := range []string{inPrice, chargeAfter, afterCharge} {
+		t.Run(p, func(t *testing.T) {
+			t.Parallel()
+			crashCaseMode(t, "start", pgStore(t), t.TempDir(), p, 6, false)
+		})
+	}
+}
+
 func TestCrashAtMostOncePostgres(t *testing.T) {
 	t.Parallel()
 	dbURL(t)
@@ -77,10 +102,16 @@ func crashMatrix(t *testing.T, store func(t *testing.T, dir string) storeConfig)
 // SIGKILL the k-th time a run reaches point, recovers them in a new engine,
 // and checks what happened.
 func crashCase(t *testing.T, sc storeConfig, dir, point string, k int64, atMostOnce bool) {
+	crashCaseMode(t, "crash", sc, dir, point, k, atMostOnce)
+}
+
+// crashCaseMode is crashCase with the child's mode: "crash" executes the
+// runs with Execute, "start" starts them for its background workers.
+func crashCaseMode(t *testing.T, mode string, sc storeConfig, dir, point string, k int64, atMostOnce bool) {
 	ctx := t.Context()
 	ids := runIDs(crashRuns)
 	killed := crashChild(t, childConfig{
-		Mode: "crash", Store: sc, Dir: dir, Who: "child", Point: point, K: k,
+		Mode: mode, Store: sc, Dir: dir, Who: "child", Point: point, K: k,
 		Runs: crashRuns, Concurrency: crashConcurrency, Lease: crashLease, AtMostOnce: atMostOnce,
 	})
 

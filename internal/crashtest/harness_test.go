@@ -38,7 +38,7 @@ type storeConfig struct {
 
 // childConfig is what a child process does.
 type childConfig struct {
-	Mode        string        `json:"mode"` // "crash", "worker" or "zombie"
+	Mode        string        `json:"mode"` // "crash", "start", "worker" or "zombie"
 	Store       storeConfig   `json:"store"`
 	Dir         string        `json:"dir"`
 	Who         string        `json:"who"` // engine ID, and the name of its calls log
@@ -109,6 +109,7 @@ func runChild(cfg childConfig) error {
 	eng, err := flux.NewEngine(flux.Config{
 		Storage: store, ID: cfg.Who, LeaseDuration: cfg.Lease, RecoveryInterval: 100 * time.Millisecond,
 		Hooks: a.hooks(), Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Workers: max(cfg.Concurrency, 1),
 	})
 	if err != nil {
 		return err
@@ -119,6 +120,20 @@ func runChild(cfg childConfig) error {
 	case "crash":
 		errs := executeAll(ctx, eng, flow, runIDs(cfg.Runs), cfg.Concurrency)
 		return fmt.Errorf("the kill point %s (K=%d) was never reached; errors: %v", cfg.Point, cfg.K, errs)
+	case "start":
+		// Background workers execute the started runs, until the kill.
+		for _, id := range runIDs(cfg.Runs) {
+			if _, err := flux.Start(ctx, eng, flow, inputOf(id), flux.RunID(id)); err != nil {
+				return err
+			}
+		}
+		if err := pollUntil(ctx, time.Minute, func() (bool, error) {
+			left, err := unfinished(ctx, store, cfg.Runs)
+			return left == 0, err
+		}); err != nil {
+			return err
+		}
+		return fmt.Errorf("the kill point %s (K=%d) was never reached", cfg.Point, cfg.K)
 	case "worker":
 		if err := eng.Register(flow); err != nil {
 			return err

@@ -107,9 +107,9 @@ func order(charges *int) *flux.Workflow[In, Data] {
 
 // sqliteFixture returns a copy of the SQLite fixture in a directory of the
 // test's.
-func sqliteFixture(t *testing.T) string {
+func sqliteFixture(t *testing.T, version string) string {
 	t.Helper()
-	b, err := os.ReadFile("testdata/0001.db")
+	b, err := os.ReadFile("testdata/" + version + ".db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func sqliteFixture(t *testing.T) string {
 
 // postgresFixture loads the PostgreSQL fixture into a schema of its own,
 // dropped when the test ends, and returns the schema's name.
-func postgresFixture(t *testing.T) (url, schema string) {
+func postgresFixture(t *testing.T, version string) (url, schema string) {
 	t.Helper()
 	url = os.Getenv("FLUX_POSTGRES_URL")
 	if url == "" {
@@ -132,7 +132,7 @@ func postgresFixture(t *testing.T) (url, schema string) {
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	schema = "flux_migrate_" + hex.EncodeToString(b[:])
-	dump, err := os.ReadFile("testdata/postgres-0001.sql")
+	dump, err := os.ReadFile("testdata/postgres-" + version + ".sql")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +150,7 @@ func postgresFixture(t *testing.T) (url, schema string) {
 			lines = append(lines, l)
 		}
 	}
-	sql := strings.ReplaceAll(strings.Join(lines, "\n"), "fixture0001", schema)
+	sql := strings.ReplaceAll(strings.Join(lines, "\n"), "fixture"+version, schema)
 	if _, err := conn.PgConn().Exec(ctx, sql).ReadAll(); err != nil {
 		t.Fatalf("loading the PostgreSQL fixture: %v", err)
 	}
@@ -168,9 +168,15 @@ func postgresFixture(t *testing.T) (url, schema string) {
 	return url, schema
 }
 
-func TestSQLiteFrom0001(t *testing.T) {
+func TestSQLiteFrom0001(t *testing.T) { testSQLiteFrom(t, "0001") }
+
+// TestSQLiteFrom0002: a file written by the release with schema 0002 (the
+// run log, after issue 9) opens with the current schema, its runs intact.
+func TestSQLiteFrom0002(t *testing.T) { testSQLiteFrom(t, "0002") }
+
+func testSQLiteFrom(t *testing.T, version string) {
 	t.Parallel()
-	s, err := sqlite.Open(sqliteFixture(t))
+	s, err := sqlite.Open(sqliteFixture(t, version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,9 +184,14 @@ func TestSQLiteFrom0001(t *testing.T) {
 	checkMigrated(t, s)
 }
 
-func TestPostgresFrom0001(t *testing.T) {
+func TestPostgresFrom0001(t *testing.T) { testPostgresFrom(t, "0001") }
+
+// TestPostgresFrom0002 is TestSQLiteFrom0002 for PostgreSQL.
+func TestPostgresFrom0002(t *testing.T) { testPostgresFrom(t, "0002") }
+
+func testPostgresFrom(t *testing.T, version string) {
 	t.Parallel()
-	url, schema := postgresFixture(t)
+	url, schema := postgresFixture(t, version)
 	s, err := postgres.Open(context.Background(), url, postgres.Schema(schema))
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +202,7 @@ func TestPostgresFrom0001(t *testing.T) {
 
 func TestSQLiteInterruptedMigration(t *testing.T) {
 	t.Parallel()
-	path := sqliteFixture(t)
+	path := sqliteFixture(t, "0001")
 	interrupt(t, "sqlite:"+path)
 	s, err := sqlite.Open(path)
 	if err != nil {
@@ -203,7 +214,7 @@ func TestSQLiteInterruptedMigration(t *testing.T) {
 
 func TestPostgresInterruptedMigration(t *testing.T) {
 	t.Parallel()
-	url, schema := postgresFixture(t)
+	url, schema := postgresFixture(t, "0001")
 	interrupt(t, "postgres:"+schema)
 	s, err := postgres.Open(context.Background(), url, postgres.Schema(schema))
 	if err != nil {
