@@ -224,11 +224,23 @@ func (t *Trigger) Handle(ctx context.Context, m Message) Outcome {
 
 // Process handles m, and while the outcome is Retry it pauses with
 // [Trigger.Backoff] and tries again, holding the message unacknowledged,
-// until the outcome is Ack or Reject or ctx ends. It returns ctx's cause
-// if ctx ended first: the binding must then acknowledge nothing.
+// until the outcome is Ack or Reject or ctx ends.
+//
+// Ending ctx stops Process gracefully: no new try starts, but a try in
+// flight is let finish (for up to [Grace]), so a run whose write was
+// under way is acknowledged rather than read again. Process returns ctx's
+// cause when ctx ended with the message unsettled: the binding must then
+// acknowledge nothing.
 func (t *Trigger) Process(ctx context.Context, m Message) (Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return Outcome{Action: Retry, Err: context.Cause(ctx)}, context.Cause(ctx)
+	}
+	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(Grace, cancel) })
+	defer stop()
 	for failures := 1; ; failures++ {
-		out := t.Handle(ctx, m)
+		out := t.Handle(hctx, m)
 		if out.Action != Retry {
 			return out, nil
 		}
@@ -237,6 +249,10 @@ func (t *Trigger) Process(ctx context.Context, m Message) (Outcome, error) {
 		}
 	}
 }
+
+// Grace is how long a try in flight may go on after the context of
+// [Trigger.Process] ended.
+const Grace = 10 * time.Second
 
 // Backoff returns the pause before the next delivery of a message that
 // failed failures times in a row: MinBackoff doubled each time, at most
