@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -65,5 +67,43 @@ func TestOrdersFromKafka(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSeedKafkajsProducer sends the seed's own kafkajs producer's record
+// (testdata/producer.mjs) to the example's in-process broker: a foreign
+// Kafka client, speaking the real protocol.
+func TestSeedKafkajsProducer(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if _, serr := os.Stat("testdata/node_modules/kafkajs"); err != nil || serr != nil {
+		msg := "node or testdata/node_modules/kafkajs is missing: run `npm ci --prefix examples/kafka-orders/testdata` to test the seed's kafkajs producer"
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	db := filepath.Join(t.TempDir(), "orders.db")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- consume(ctx, config{port: 0, db: db}, &out, ready) }()
+	addr := <-ready
+	cmd := exec.CommandContext(ctx, node, "producer.mjs")
+	cmd.Dir = "testdata"
+	cmd.Env = append(os.Environ(), "BROKERS="+addr)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kafkajs producer: %v\n%s", err, b)
+	}
+	store := triggertest.OpenSQLite(t, db)
+	triggertest.WaitRuns(t, store, "order-flow", 1, time.Minute)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("consume: %v", err)
+	}
+	run, err := store.Get(context.Background(), "order-workers/order.created/0/0")
+	if err != nil || !strings.Contains(string(run.Input), `"orderId":"ORD-001"`) {
+		t.Fatalf("the kafkajs record's run: %v, %v; want ORD-001", run, err)
 	}
 }
