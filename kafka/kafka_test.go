@@ -439,3 +439,34 @@ func TestKilledAfterStoreBeforeCommit(t *testing.T) {
 		t.Fatalf("%d runs committed, %d twice; want %d and 0", runs, twice, n)
 	}
 }
+
+// TestProducerDuplicateIsOneRun: a producer that retried without
+// idempotence wrote the same event twice, at two offsets; a run ID from
+// the payload makes them one run.
+func TestProducerDuplicateIsOneRun(t *testing.T) {
+	c := cluster(t, 1)
+	produce(t, c, triggertest.Payload(1), triggertest.Payload(2), triggertest.Payload(1))
+	store := &creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
+	w, commits := triggertest.Flow()
+	e := triggertest.Engine(t, store, 2)
+	tr, err := trigger.New(e, w, trigger.Options[triggertest.Order]{Logger: triggertest.Quiet,
+		RunID: func(_ trigger.Message, o triggertest.Order) string { return "order/" + o.OrderID }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	consume(t, c, tr, kafka.Config{Concurrency: 1})
+	triggertest.WaitRuns(t, store, "order-flow", 2, time.Minute)
+	deadline := time.Now().Add(time.Minute)
+	for store.created.Load()+store.existed.Load() < 3 { // the third record reached the store
+		if time.Now().After(deadline) {
+			t.Fatal("the duplicate record was not handled")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if store.created.Load() != 2 || store.existed.Load() != 1 {
+		t.Fatalf("%d runs created, %d found stored; want 2 and 1", store.created.Load(), store.existed.Load())
+	}
+	if runs, twice := commits.Runs(); runs != 2 || twice != 0 {
+		t.Fatalf("%d runs committed, %d twice; want 2 and 0", runs, twice)
+	}
+}
