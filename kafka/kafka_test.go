@@ -153,10 +153,11 @@ func TestTenThousandRecordsTenThousandRuns(t *testing.T) {
 			c := cluster(t, 4)
 			produce(t, c, payloads(0, n)...)
 			w, commits := triggertest.Flow()
-			e := triggertest.Engine(t, store, 8)
+			e := triggertest.Engine(t, store, 16)
 			d := new(deliveries)
 			consume(t, c, newTrigger(t, e, w, d), kafka.Config{})
-			triggertest.WaitRuns(t, store, "order-flow", n, 3*time.Minute)
+			commits.Wait(t, n, 5*time.Minute)
+			triggertest.WaitRuns(t, store, "order-flow", n, time.Minute)
 			runs, twice := commits.Runs()
 			if runs != n || twice != 0 {
 				t.Fatalf("%d runs committed, %d of them twice; want %d and 0", runs, twice, n)

@@ -68,6 +68,23 @@ func (c *Counter) Runs() (runs, twice int) {
 	return len(c.n), twice
 }
 
+// Wait waits until n runs committed, or fails the test after timeout. It
+// is cheaper than WaitRuns, which lists the runs: wait here first.
+func (c *Counter) Wait(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		runs, _ := c.Runs()
+		if runs >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d runs committed, want %d", timeout, runs, n)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a condition with a deadline
+	}
+}
+
 // Flow returns the order workflow, "order-flow": a step that checks the
 // amount and a commit "charge" counted in the returned Counter.
 func Flow() (*flux.Workflow[Order, Charged], *Counter) {
