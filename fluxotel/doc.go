@@ -47,8 +47,31 @@
 //	flux.step.duration   histogram  s       one per finished attempt
 //	flux.step.retries    counter    {retry} step:retry
 //	flux.runs.corrupt    counter    {run}   stored runs recovery cannot read (flux.CorruptReporter)
+//	flux.runs.lease_lost counter    {run}   workflow:interrupted because the lease was lost
+//	flux.runs.pending    gauge      {run}   pending runs in a store, counted at collection ([Instrumentation.ObservePending])
 //
-// Run counters other than flux.runs.corrupt have the attribute flux.workflow.name; step metrics add
+// Run metrics other than flux.runs.corrupt have the attribute flux.workflow.name; step metrics add
 // flux.step.name, and flux.step.duration also flux.step.outcome: one of
-// completed, retry, error or interrupted.
+// completed, retry, error or interrupted. flux.step.duration covers the
+// attempts of steps and commits alike.
+//
+// flux.runs.lease_lost counts the runs that the engine's lease renewal
+// found taken by another owner: the engine stops them with a
+// workflow:interrupted event whose error is [flux.ErrLeaseLost]. There is
+// no [flux.Hooks] field for it. A loss found instead by a checkpoint whose
+// write was refused emits no event, so it is not counted.
+//
+// # Prometheus
+//
+// [NewPrometheus] returns an Instrumentation whose meter provider feeds the
+// OpenTelemetry Prometheus exporter, in a registry of its own, and which is
+// the [net/http.Handler] that serves it. The names follow Prometheus
+// conventions: flux_runs_started_total, flux_runs_completed_total,
+// flux_runs_failed_total, flux_runs_cancelled_total,
+// flux_runs_corrupt_total, flux_runs_lease_lost_total, flux_runs_pending,
+// flux_step_retries_total and the histogram flux_step_duration_seconds
+// (_bucket, _sum, _count), with the labels flux_workflow_name,
+// flux_step_name and flux_step_outcome. A counter appears once it has
+// counted something. docs/grafana/flux.json is a Grafana dashboard of
+// these metrics.
 package fluxotel

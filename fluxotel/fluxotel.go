@@ -115,6 +115,11 @@ type Instrumentation struct {
 	stepDuration                                          metric.Float64Histogram
 	stepRetries                                           metric.Int64Counter
 	runsCorrupt                                           metric.Int64Counter
+	runsLeaseLost                                         metric.Int64Counter
+	runsPending                                           metric.Int64ObservableGauge
+
+	meter   metric.Meter
+	pending []metric.Registration // of ObservePending; unregistered by Close
 
 	memo memo
 
@@ -174,6 +179,7 @@ func New(opts ...Option) (*Instrumentation, error) {
 	meter := c.mp.Meter(ScopeName)
 	in := &Instrumentation{
 		tracer:  c.tp.Tracer(ScopeName),
+		meter:   meter,
 		maxRuns: c.maxRuns,
 		runs:    make(map[string]*runState),
 	}
@@ -189,7 +195,11 @@ func New(opts ...Option) (*Instrumentation, error) {
 	in.runsCancelled = counter("flux.runs.cancelled", "{run}", "Runs that were cancelled.")
 	in.stepRetries = counter("flux.step.retries", "{retry}", "Failed step attempts that will be retried.")
 	in.runsCorrupt = counter("flux.runs.corrupt", "{run}", "Stored runs that recovery could not read, once per run and engine start.")
+	in.runsLeaseLost = counter("flux.runs.lease_lost", "{run}", "Runs stopped because another owner took their lease, as the lease renewal found.")
 	var err error
+	in.runsPending, err = meter.Int64ObservableGauge("flux.runs.pending", metric.WithUnit("{run}"),
+		metric.WithDescription("Runs stored pending, waiting for an engine to take them; counted from the store at collection, up to a bound."))
+	errs = append(errs, err)
 	in.stepDuration, err = meter.Float64Histogram("flux.step.duration", metric.WithUnit("s"),
 		metric.WithDescription("Duration of step and commit attempts, by outcome."),
 		metric.WithExplicitBucketBoundaries(durationBuckets...))
@@ -224,13 +234,16 @@ func (in *Instrumentation) Emit(ev flux.TraceEvent) {
 		in.stepEnd(&ev)
 	case flux.EventStepSkipped:
 		in.stepSkipped(&ev)
+	case flux.EventWorkflowInterrupted:
+		in.runInterrupted(&ev)
 	}
 }
 
 // Close ends the spans of runs that are still open, marked
-// flux.unfinished="closed", and makes later events no-ops. Close the engines
-// that feed the Instrumentation first, and shut the providers down after.
-// It always returns nil.
+// flux.unfinished="closed", stops observing the stores given to
+// [Instrumentation.ObservePending], and makes later events no-ops. Close the
+// engines that feed the Instrumentation first, and shut the providers down
+// after. It returns the errors of unregistering the pending-run callbacks.
 func (in *Instrumentation) Close() error {
 	in.mu.Lock()
 	if in.closed {
@@ -243,10 +256,19 @@ func (in *Instrumentation) Close() error {
 		open = append(open, e.Value.(*runState))
 	}
 	in.runs, in.order = nil, list.List{}
+	regs := in.pending
+	in.pending = nil
 	in.mu.Unlock()
 	now := time.Now()
 	for _, rs := range open {
 		rs.abandon("closed", now)
+	}
+	var errs []error
+	for _, r := range regs {
+		errs = append(errs, r.Unregister())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("fluxotel: %w", err)
 	}
 	return nil
 }
