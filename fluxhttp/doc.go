@@ -15,6 +15,18 @@
 //
 // [Client] is the other side: a service starts a run and waits for it.
 //
+// With Config.Viewer set (it is off by default), the web viewer of
+// flux dev is mounted at {prefix}ui/ ({prefix}ui redirects there), reading
+// the runs from the engine's storage: the page is {prefix}ui/, its assets
+// {prefix}ui/assets/ and its own read-only JSON API {prefix}ui/api/ (runs,
+// run, state, events, actions), so nothing collides with this API. It is a
+// read: AuthorizeRead guards it. Its run page has "retry from this step",
+// "resume" and "cancel" buttons, each asking for a confirmation, which post
+// to {prefix}runs/{id}/retry?step=NAME, /resume and /cancel with the page's
+// cookies; they show only when Authorize allows the page's request (the
+// page asks {prefix}ui/api/actions), and the POST is authorized again. Close
+// the handler to stop the viewer's polling of storage.
+//
 // Error statuses: 400 for a body that is not JSON, does not decode into
 // the workflow's input type (the problem names the field) or is refused by
 // its Validate; 403 when Authorize refuses (or is not set); 404 for an

@@ -18,6 +18,7 @@ import (
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/viewer"
 )
 
 // Config configures a [Handler].
@@ -56,6 +57,12 @@ type Config struct {
 	// resumes that end after their response was sent; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Viewer mounts the web viewer of flux dev at {prefix}ui/, reading the
+	// runs from the engine's storage, as a read (AuthorizeRead guards it).
+	// Its run page has retry-from-step, resume and cancel buttons, which
+	// post to this API; they show only to a page whose request Authorize
+	// allows. Close the handler to stop the viewer's polling of storage.
+	Viewer bool
 }
 
 // Handler serves the API of one engine. Make it with [New].
@@ -66,6 +73,7 @@ type Handler struct {
 	names  []string
 	prefix string
 	log    *slog.Logger
+	viewer *viewer.Server // nil unless Config.Viewer
 }
 
 // New returns a handler for cfg.Engine serving workflows. It refuses a
@@ -105,7 +113,65 @@ func New(cfg Config, workflows ...Route) (*Handler, error) {
 			h.prefix = "/"
 		}
 	}
+	if cfg.Viewer {
+		src := viewer.NewStorageSource(h.e.Storage(), "engine "+h.e.ID(), viewer.StorageOptions{})
+		h.viewer = viewer.New(src, viewer.Options{
+			Logger:       h.log,
+			AllowAnyHost: true, // reads are guarded by AuthorizeRead, like the rest of the API
+			Actions: &viewer.Actions{
+				Base: "../", // the viewer's page is {prefix}ui/
+				Allowed: func(r *http.Request) bool {
+					return h.cfg.Authorize != nil && h.cfg.Authorize(r) == nil
+				},
+			},
+		})
+	}
 	return h, nil
+}
+
+// Close stops the viewer mounted by Config.Viewer: its event streams end
+// and it stops polling the engine's storage. It does not close the engine.
+// Without the viewer it does nothing.
+func (h *Handler) Close() error {
+	if h.viewer != nil {
+		return h.viewer.Close()
+	}
+	return nil
+}
+
+// serveViewer serves the viewer at {prefix}ui/; rel is the request's path
+// below the prefix.
+func (h *Handler) serveViewer(w http.ResponseWriter, r *http.Request, rel string) {
+	if check := h.cfg.AuthorizeRead; check != nil {
+		if err := check(r); err != nil {
+			var p *Problem
+			if !errors.As(err, &p) {
+				p = newProblem(typeForbidden, http.StatusForbidden, err.Error())
+			}
+			writeProblem(w, p)
+			return
+		}
+	}
+	if rel == "ui" {
+		// The page refers to its assets with relative URLs: it must end in "/".
+		target := h.base(r) + "ui/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusFound)
+		return
+	}
+	rest, err := url.PathUnescape(strings.TrimPrefix(rel, "ui"))
+	if err != nil {
+		writeProblem(w, newProblem(typeNotFound, http.StatusNotFound, "no such path"))
+		return
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.Path, u.RawPath = rest, ""
+	r2.URL = &u
+	h.viewer.ServeHTTP(w, r2)
 }
 
 // route is one operation of the API; path is as in the OpenAPI document.
@@ -138,6 +204,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if h.cors(w, r) {
+		return
+	}
+	if h.viewer != nil && (rel == "ui" || strings.HasPrefix(rel, "ui/")) {
+		h.serveViewer(w, r, rel)
 		return
 	}
 	segs := strings.Split(rel, "/")

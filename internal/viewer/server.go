@@ -8,6 +8,12 @@
 //	GET /api/runs?workflow=W&status=S1,S2&q=TEXT&limit=N&cursor=C   a page of runs, newest first
 //	GET /api/run?id=ID        one run: nodes, attempts, input, data, raw trace lines
 //	GET /api/events           server-sent events: "change" when runs change
+//	GET /api/actions          {"enabled": bool, "base": URL}: whether the run page shows its
+//	                          retry, resume and cancel buttons to this request (see [Actions])
+//
+// The page refers to its assets and API with relative URLs, so the server
+// can be mounted below a path (as fluxhttp mounts it at {prefix}ui/) as
+// long as the page's URL ends in "/".
 //
 // Every string from a trace or a database reaches the page as JSON and is
 // put into the DOM as text, never as HTML.
@@ -41,6 +47,22 @@ type Options struct {
 	// that a web page cannot read the runs through DNS rebinding; set it
 	// when serving on another interface.
 	AllowAnyHost bool
+	// Actions, when set, has the run page show "retry from this step",
+	// "resume" and "cancel" buttons that post to a fluxhttp API. Without
+	// it (as in flux dev) the viewer is read-only.
+	Actions *Actions
+}
+
+// Actions are where the run page's buttons post, and to whom they show.
+type Actions struct {
+	// Base is the URL of the fluxhttp API, ending in "/", resolved
+	// against the page's URL: the buttons post to
+	// {Base}runs/{id}/retry?step=NAME, {Base}runs/{id}/resume and
+	// {Base}runs/{id}/cancel.
+	Base string
+	// Allowed reports whether the buttons show to r's page (its requests
+	// are still authorized by the API itself); nil shows them to every page.
+	Allowed func(r *http.Request) bool
 }
 
 // Server serves the viewer of one [Source]. It is an http.Handler.
@@ -75,6 +97,7 @@ func New(src Source, opt Options) *Server {
 	s.mux.HandleFunc("GET /api/run", s.handleRun)
 	s.mux.HandleFunc("GET /api/node-data", s.handleNodeData)
 	s.mux.HandleFunc("GET /api/events", s.handleEvents)
+	s.mux.HandleFunc("GET /api/actions", s.handleActions)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -120,6 +143,20 @@ func loopbackHost(hostport string) bool {
 
 func (s *Server) handleState(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.src.State(r.Context()))
+}
+
+// actionsInfo is the body of GET /api/actions.
+type actionsInfo struct {
+	Enabled bool   `json:"enabled"`
+	Base    string `json:"base,omitempty"`
+}
+
+func (s *Server) handleActions(w http.ResponseWriter, r *http.Request) {
+	var out actionsInfo
+	if a := s.opt.Actions; a != nil && (a.Allowed == nil || a.Allowed(r)) {
+		out = actionsInfo{Enabled: true, Base: a.Base}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) handleRuns(w http.ResponseWriter, r *http.Request) {

@@ -110,6 +110,53 @@
     return body;
   }
 
+  // ---------- actions ----------
+  //
+  // When the server is mounted by fluxhttp with actions allowed for this
+  // page, the run page shows "retry from this step", "resume" and "cancel"
+  // buttons that post to the fluxhttp API at actions.base.
+
+  const actions = api("./api/actions").catch(() => ({ enabled: false }));
+
+  async function act(d, kind, step) {
+    const ask = kind === "retry" ? "Retry run " + d.id + " from step " + step + "?" :
+      kind === "resume" ? "Resume run " + d.id + " from where it stopped?" : "Cancel run " + d.id + "?";
+    if (!window.confirm(ask)) return;
+    const a = await actions;
+    const url = a.base + "runs/" + encodeURIComponent(d.id) + "/" + kind +
+      (kind === "retry" ? "?step=" + encodeURIComponent(step) : "");
+    app.querySelectorAll("button[data-action]").forEach((b) => { b.disabled = true; });
+    const what = kind === "retry" ? "Retry from " + step : kind === "resume" ? "Resume" : "Cancel";
+    try {
+      const res = await fetch(url, { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" });
+      let body = null;
+      try { body = await res.json(); } catch (e) { /* not JSON */ }
+      if (!res.ok) throw new Error((body && (body.detail || body.title)) || res.status + " " + res.statusText);
+      const status = body && (body.status || (body.run && body.run.status));
+      state.actionMsg = { run: d.id, error: false, text: what + ": " + ((body && body.detail) || (status ? "the run is " + status : "done")) };
+    } catch (e) {
+      state.actionMsg = { run: d.id, error: true, text: what + " failed: " + e.message };
+    }
+    render(true);
+  }
+
+  function actionBar(d) {
+    const final = d.status === "completed" || d.status === "failed" || d.status === "cancelled";
+    const button = (kind, label, step, title) => h("button", {
+      type: "button", class: "act " + kind, title: title, dataset: step === undefined ? { action: kind } : { action: kind, step: step },
+      onclick: () => act(d, kind, step),
+    }, label);
+    const main = [];
+    if (d.status === "failed" || d.status === "cancelled") main.push(button("resume", "Resume", undefined, "Continue the run from where it stopped"));
+    if (!final) main.push(button("cancel", "Cancel", undefined, "Cancel the run"));
+    const retry = final ? (d.nodes || []).filter((n) => n.reached && (n.status === "completed" || n.status === "failed"))
+      .map((n) => button("retry", "Retry from " + clip(n.name, 40), n.name, "Replay the run from " + n.name + " (the data before it is restored)")) : [];
+    const m = state.actionMsg && state.actionMsg.run === d.id ? state.actionMsg : null;
+    if (!main.length && !retry.length && !m) return null;
+    return h("div", { class: "actions", id: "actions" }, main, retry,
+      m ? h("p", { id: "action-result", class: m.error ? "error" : "muted", role: "status" }, m.text) : null);
+  }
+
   // ---------- routing ----------
   //
   // #/?workflow=W&status=failed&q=text&cursor=C   runs list
@@ -187,7 +234,7 @@
     if (!st.problemCount) panel.hidden = true;
     if (!panel.hidden) {
       if (st.problems) renderProblems(st);
-      else if (st.problemCount !== state.problemCount) api("/api/state").then(renderProblems).catch(() => {});
+      else if (st.problemCount !== state.problemCount) api("./api/state").then(renderProblems).catch(() => {});
     }
     state.problemCount = st.problemCount;
   }
@@ -211,7 +258,7 @@
     }
     panel.hidden = false;
     try {
-      renderProblems(await api("/api/state"));
+      renderProblems(await api("./api/state"));
     } catch (e) {
       clear(panel);
       panel.appendChild(h("p", null, "Could not load the problems: " + e.message));
@@ -229,7 +276,7 @@
     params.set("limit", "50");
     let page;
     try {
-      page = await api("/api/runs?" + params.toString());
+      page = await api("./api/runs?" + params.toString());
     } catch (e) {
       if (!quiet) showError("Could not load the runs", e);
       return;
@@ -340,9 +387,10 @@
   // ---------- run page ----------
 
   async function renderRun(r, quiet) {
+    const acts = await actions;
     let d;
     try {
-      d = await api("/api/run?id=" + encodeURIComponent(r.id));
+      d = await api("./api/run?id=" + encodeURIComponent(r.id));
     } catch (e) {
       if (state.route !== r) return;
       if (quiet && e.status !== 404) return;
@@ -369,6 +417,10 @@
       h("span", null, h("b", null, String(d.attempts)), " attempts"),
       h("span", null, h("b", null, String(d.retries)), " retries"),
       d.partial ? h("span", null, "(still indexing: more events may appear)") : null));
+    if (acts.enabled) {
+      const bar = actionBar(d);
+      if (bar) view.appendChild(bar);
+    }
     if (d.error) {
       view.appendChild(h("div", { class: "run-error" },
         h("div", null, h("b", null, d.failedStep ? "Failed at " + d.failedStep : "Error")),
@@ -408,7 +460,7 @@
       ...done.map((n) => h("option", { value: String(n.index) }, n.name)));
     const load = async (index) => {
       try {
-        const r = await api("/api/node-data?id=" + encodeURIComponent(d.id) + "&index=" + encodeURIComponent(index));
+        const r = await api("./api/node-data?id=" + encodeURIComponent(d.id) + "&index=" + encodeURIComponent(index));
         if (pick.value !== index) return; // another pick since
         clear(out);
         out.appendChild(jsonView(r.data, "node-data-" + index));
@@ -754,7 +806,7 @@
 
   function connect() {
     const live = document.getElementById("live");
-    const es = new EventSource("/api/events");
+    const es = new EventSource("./api/events");
     es.addEventListener("hello", (e) => {
       live.className = "live on";
       live.title = "Live: the page updates as the source changes";
@@ -786,7 +838,7 @@
     window.scrollTo(0, 0);
     render(false);
   });
-  api("/api/state").then(renderState).catch(() => {});
+  api("./api/state").then(renderState).catch(() => {});
   render(false);
   connect();
 })();
