@@ -436,12 +436,16 @@ func (h *Handler) start(w http.ResponseWriter, r *http.Request, args []string) {
 		h.fail(w, r, err)
 		return
 	}
-	h.answer(w, r, rt, id, wait)
+	var known flux.Status
+	if r.Header.Get("Idempotency-Key") == "" {
+		known = flux.StatusPending
+	}
+	h.answer(w, r, rt, id, wait, known)
 }
 
 // answer waits up to wait for run id to end and writes it: 200 with the
 // run when it ended, 202 with its Location when it did not.
-func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rt Route, id string, wait time.Duration) {
+func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rt Route, id string, wait time.Duration, known flux.Status) {
 	if wait > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
 		err := rt.wait(ctx, h.e, id)
@@ -462,9 +466,15 @@ func (h *Handler) answer(w http.ResponseWriter, r *http.Request, rt Route, id st
 			}
 		}
 	}
-	status := flux.StatusPending
-	if run, err := h.e.Get(r.Context(), id); err == nil {
-		status = run.Status
+	// known is the status of a run just created (a start without an
+	// Idempotency-Key); otherwise it is read, as a key may have found an
+	// older run (a run read costs more than the start itself).
+	status := known
+	if status == "" {
+		status = flux.StatusPending
+		if run, err := h.e.Get(r.Context(), id); err == nil {
+			status = run.Status
+		}
 	}
 	w.Header().Set("Location", h.runURL(r, id))
 	writeJSON(w, http.StatusAccepted, Started{ID: id, Workflow: rt.name, Status: status})
@@ -647,7 +657,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, id string, op f
 		case <-deadline:
 			poll.Stop()
 			h.background(id, done)
-			h.answer(w, r, rt, id, 0)
+			h.answer(w, r, rt, id, 0, "")
 			return
 		case <-poll.C:
 			pause = min(2*pause, 50*time.Millisecond)
@@ -657,7 +667,7 @@ func (h *Handler) replay(w http.ResponseWriter, r *http.Request, id string, op f
 			// The engine wrote the run: it passed every check and executes.
 			if run, err := h.e.Get(r.Context(), id); err == nil && run.Version != before.Version && !run.Status.Final() {
 				h.background(id, done)
-				h.answer(w, r, rt, id, 0)
+				h.answer(w, r, rt, id, 0, "")
 				return
 			}
 		}
