@@ -1,6 +1,7 @@
 // Http-service is an application that serves Flux next to its own routes:
 // the engine boots from one storage URL, fluxhttp's JSON API is mounted
-// under /flux/ (its OpenAPI document at /flux/openapi.json), and the
+// under /flux/ (its OpenAPI document at /flux/openapi.json, the web viewer
+// at /flux/ui/), and the
 // application's own POST /orders starts the order flow in the background.
 // SIGTERM or Ctrl-C shuts it down gracefully: the server stops taking
 // requests, running attempts finish, the rest stays resumable; a second
@@ -112,10 +113,11 @@ func serve(ctx context.Context, c config, out io.Writer, ready chan<- string) er
 	if err := engine.Register(flow); err != nil {
 		return err
 	}
-	api, err := fluxhttp.New(fluxhttp.Config{Engine: engine, Prefix: "/flux/", Authorize: authorize(c.token)}, fluxhttp.Workflow(flow))
+	api, err := fluxhttp.New(fluxhttp.Config{Engine: engine, Prefix: "/flux/", Authorize: authorize(c.token), Viewer: true}, fluxhttp.Workflow(flow))
 	if err != nil {
 		return err
 	}
+	defer api.Close()
 
 	mux := http.NewServeMux()
 	mux.Handle("/flux/", api)
@@ -152,7 +154,7 @@ func serve(ctx context.Context, c config, out io.Writer, ready chan<- string) er
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "listening on http://%s (API under /flux/, OpenAPI at /flux/openapi.json)\n", ln.Addr())
+	fmt.Fprintf(out, "listening on http://%s (API under /flux/, OpenAPI at /flux/openapi.json, viewer at /flux/ui/)\n", ln.Addr())
 	if ready != nil {
 		ready <- ln.Addr().String()
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -98,6 +99,15 @@ func TestOrdersThroughTheService(t *testing.T) {
 	resp, _ = do(t, "POST", base+"/orders", `{"orderId":""}`)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("an order without orderId: %d, want 400", resp.StatusCode)
+	}
+	page, err := http.Get(base + "/flux/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	if page.StatusCode != http.StatusOK || !strings.Contains(string(html), "<html") {
+		t.Errorf("the viewer at /flux/ui/: %d, %.80q", page.StatusCode, html)
 	}
 	resp, _ = do(t, "GET", base+"/healthz", "")
 	if resp.StatusCode != http.StatusOK {
