@@ -119,24 +119,6 @@ func TestDuplicatesStartOneRun(t *testing.T) {
 	}
 }
 
-// creates counts the runs a store created and the creates refused because
-// the run was stored already.
-type creates struct {
-	flux.Storage
-	created, existed atomic.Int64
-}
-
-func (c *creates) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
-	w, err := c.Storage.Create(ctx, p)
-	switch {
-	case err == nil:
-		c.created.Add(1)
-	case errors.Is(err, flux.ErrRunExists):
-		c.existed.Add(1)
-	}
-	return w, err
-}
-
 // lostReply is storage that goes down as it stores a run: the first
 // Create stores the run and reports a failure, as when the reply is lost,
 // and every Create after it fails.
@@ -175,7 +157,7 @@ func TestRedeliveryStartsNoSecondRun(t *testing.T) {
 	}
 
 	// B gets the message again: the run is there, nothing starts twice.
-	counted := &creates{Storage: store}
+	counted := &triggertest.Creates{Storage: store}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, counted, 2)
 	d := new(deliveries)
@@ -183,8 +165,8 @@ func TestRedeliveryStartsNoSecondRun(t *testing.T) {
 	triggertest.WaitRuns(t, store, "order-flow", 1, time.Minute)
 	waitFor(t, "the redelivery acknowledged", time.Minute, func() bool { return ready(t, queue) == 0 && d.count("m-7") == 1 })
 	stopB()
-	if counted.created.Load() != 0 || counted.existed.Load() != 1 {
-		t.Fatalf("B created %d runs and found %d stored, want 0 and 1", counted.created.Load(), counted.existed.Load())
+	if counted.Created.Load() != 0 || counted.Existed.Load() != 1 {
+		t.Fatalf("B created %d runs and found %d stored, want 0 and 1", counted.Created.Load(), counted.Existed.Load())
 	}
 	if runs, twice := commits.Runs(); runs != 1 || twice != 0 {
 		t.Fatalf("%d runs committed, %d twice; want 1 and 0", runs, twice)
@@ -324,7 +306,7 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			queue, _ := declare(t)
 			publish(t, queue, orders(0, n)...)
 			w, commits := triggertest.Flow()
-			counted := &creates{Storage: store}
+			counted := &triggertest.Creates{Storage: store}
 			e := triggertest.Engine(t, counted, 16)
 			d := new(deliveries)
 			stop := consume(t, newTrigger(t, e, w, d), amqp.Config{Queue: queue})
@@ -335,7 +317,7 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			if runs, twice := commits.Runs(); runs != n || twice != 0 {
 				t.Fatalf("%d runs committed, %d of them twice; want %d and 0", runs, twice, n)
 			}
-			if created, existed := counted.created.Load(), counted.existed.Load(); created != n || existed != 0 {
+			if created, existed := counted.Created.Load(), counted.Existed.Load(); created != n || existed != 0 {
 				t.Fatalf("%d runs created, %d messages found their run stored; want %d and 0", created, existed, n)
 			}
 			if len(d.seen) != n {

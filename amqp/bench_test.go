@@ -24,7 +24,7 @@ func BenchmarkHandOff(b *testing.B) {
 			} else {
 				s = triggertest.OpenPostgres(b, triggertest.PostgresSchema(b))
 			}
-			store := &creates{Storage: s}
+			store := &triggertest.Creates{Storage: s}
 			queue, _ := declare(b)
 			publish(b, queue, orders(0, b.N)...)
 			w, _ := triggertest.Flow()
@@ -33,7 +33,7 @@ func BenchmarkHandOff(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			stop := consume(b, tr, amqp.Config{Queue: queue})
-			for store.created.Load() < int64(b.N) {
+			for store.Created.Load() < int64(b.N) {
 				time.Sleep(time.Millisecond) // polling for the last run
 			}
 			elapsed := time.Since(start)

@@ -76,7 +76,7 @@ func TestKilledAfterStoreBeforeAck(t *testing.T) {
 	}
 	// RabbitMQ requeues the dead connection's deliveries.
 	waitFor(t, "every message back in the queue", time.Minute, func() bool { return ready(t, queue) == n })
-	counted := &creates{Storage: store}
+	counted := &triggertest.Creates{Storage: store}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, counted, 4)
 	d := new(deliveries)
@@ -87,7 +87,7 @@ func TestKilledAfterStoreBeforeAck(t *testing.T) {
 	if d.count(stalled) != 1 {
 		t.Fatalf("the stalled message %s was delivered %d times to the new consumer, want 1 (delivered again)", stalled, d.count(stalled))
 	}
-	if created, existed := counted.created.Load(), counted.existed.Load(); created != n-1 || existed != 1 {
+	if created, existed := counted.Created.Load(), counted.Existed.Load(); created != n-1 || existed != 1 {
 		t.Fatalf("the new consumer created %d runs and found %d stored, want %d and 1", created, existed, n-1)
 	}
 	if runs, twice := commits.Runs(); runs != n || twice != 0 {

@@ -22,7 +22,7 @@ func BenchmarkHandOff(b *testing.B) {
 			} else {
 				s = triggertest.OpenPostgres(b, triggertest.PostgresSchema(b))
 			}
-			store := &creates{Storage: s}
+			store := &triggertest.Creates{Storage: s}
 			c := cluster(b, 4)
 			produce(b, c, payloads(0, b.N)...)
 			w, _ := triggertest.Flow()
@@ -31,7 +31,7 @@ func BenchmarkHandOff(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			stop := consume(b, c, tr, kafka.Config{})
-			for store.created.Load() < int64(b.N) {
+			for store.Created.Load() < int64(b.N) {
 				time.Sleep(time.Millisecond) // polling for the last run
 			}
 			elapsed := time.Since(start)

@@ -3,7 +3,6 @@ package kafka_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
-	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/internal/triggertest"
 	"github.com/flux-go/flux/kafka"
 	"github.com/flux-go/flux/sqlite"
@@ -305,50 +303,31 @@ func TestPoisonWithoutDeadLetterIsCommittedPast(t *testing.T) {
 	}
 }
 
-// creates counts the runs a store created and the creates refused because
-// the run was stored already: a record handled again after its run was
-// stored.
-type creates struct {
-	flux.Storage
-	created, existed atomic.Int64
-}
-
-func (c *creates) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
-	w, err := c.Storage.Create(ctx, p)
-	switch {
-	case err == nil:
-		c.created.Add(1)
-	case errors.Is(err, flux.ErrRunExists):
-		c.existed.Add(1)
-	}
-	return w, err
-}
-
 func TestRebalanceLosesAndDuplicatesNothing(t *testing.T) {
 	const half = 600
 	c := cluster(t, 4)
 	produce(t, c, payloads(0, half)...)
-	store := &creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
+	store := &triggertest.Creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, store, 4)
 	tr := newTrigger(t, e, w, nil)
 	stopA := consume(t, c, tr, kafka.Config{})
-	for store.created.Load() < half/3 {
+	for store.Created.Load() < half/3 {
 		time.Sleep(5 * time.Millisecond) // polling: A is consuming
 	}
 	// B joins: the partitions are shared out while A is mid-stream.
 	stopB := consume(t, c, tr, kafka.Config{})
 	produce(t, c, payloads(half, half)...)
-	for store.created.Load() < half+half/2 {
+	for store.Created.Load() < half+half/2 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	stopA() // A leaves: B takes every partition
 	triggertest.WaitRuns(t, store, "order-flow", 2*half, 2*time.Minute)
 	stopB()
-	if got := store.existed.Load(); got != 0 {
+	if got := store.Existed.Load(); got != 0 {
 		t.Fatalf("%d records were handled again after their runs were stored, want 0", got)
 	}
-	if got := store.created.Load(); got != 2*half {
+	if got := store.Created.Load(); got != 2*half {
 		t.Fatalf("%d runs created, want %d", got, 2*half)
 	}
 	if runs, twice := commits.Runs(); runs != 2*half || twice != 0 {
@@ -447,7 +426,7 @@ func TestKilledAfterStoreBeforeCommit(t *testing.T) {
 func TestProducerDuplicateIsOneRun(t *testing.T) {
 	c := cluster(t, 1)
 	produce(t, c, triggertest.Payload(1), triggertest.Payload(2), triggertest.Payload(1))
-	store := &creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
+	store := &triggertest.Creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, store, 2)
 	tr, err := trigger.New(e, w, trigger.Options[triggertest.Order]{Logger: triggertest.Quiet,
@@ -458,14 +437,14 @@ func TestProducerDuplicateIsOneRun(t *testing.T) {
 	consume(t, c, tr, kafka.Config{Concurrency: 1})
 	triggertest.WaitRuns(t, store, "order-flow", 2, time.Minute)
 	deadline := time.Now().Add(time.Minute)
-	for store.created.Load()+store.existed.Load() < 3 { // the third record reached the store
+	for store.Created.Load()+store.Existed.Load() < 3 { // the third record reached the store
 		if time.Now().After(deadline) {
 			t.Fatal("the duplicate record was not handled")
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	if store.created.Load() != 2 || store.existed.Load() != 1 {
-		t.Fatalf("%d runs created, %d found stored; want 2 and 1", store.created.Load(), store.existed.Load())
+	if store.Created.Load() != 2 || store.Existed.Load() != 1 {
+		t.Fatalf("%d runs created, %d found stored; want 2 and 1", store.Created.Load(), store.Existed.Load())
 	}
 	if runs, twice := commits.Runs(); runs != 2 || twice != 0 {
 		t.Fatalf("%d runs committed, %d twice; want 2 and 0", runs, twice)

@@ -705,7 +705,7 @@ func TestStopSettlesAndHandsBack(t *testing.T) {
 		const n = 400
 		b := newBroker(t, url, nil)
 		b.publish(t, payloads(0, n)...)
-		store := &creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
+		store := &triggertest.Creates{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t))}
 		w, commits := triggertest.Flow()
 		e := triggertest.Engine(t, store, 4)
 		tr := newTrigger(t, e, w, nil)
@@ -713,14 +713,14 @@ func TestStopSettlesAndHandsBack(t *testing.T) {
 		// test for AckWait.
 		stop := consume(t, b, tr, natsjs.Config{Concurrency: 4, AckWait: time.Minute})
 		deadline := time.Now().Add(time.Minute)
-		for store.created.Load() < n/4 {
+		for store.Created.Load() < n/4 {
 			if time.Now().After(deadline) {
-				t.Fatalf("%d runs stored after a minute", store.created.Load())
+				t.Fatalf("%d runs stored after a minute", store.Created.Load())
 			}
 			time.Sleep(time.Millisecond) // polling: the first consumer is consuming
 		}
 		stop()
-		first := store.created.Load()
+		first := store.Created.Load()
 		if first == n {
 			t.Fatal("the first consumer stored every run before it was stopped")
 		}
@@ -739,7 +739,7 @@ func TestStopSettlesAndHandsBack(t *testing.T) {
 		if d := time.Since(start); d > 40*time.Second {
 			t.Fatalf("the second consumer took %v, want well under AckWait (1m): messages were held by the first", d)
 		}
-		if got := store.existed.Load(); got != 0 {
+		if got := store.Existed.Load(); got != 0 {
 			t.Fatalf("%d messages handled again after their runs were stored, want 0", got)
 		}
 		if runs, twice := commits.Runs(); runs != n || twice != 0 {

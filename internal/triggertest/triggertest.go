@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -232,6 +234,26 @@ func Count(t testing.TB, s flux.Storage, workflow string) (total, completed int)
 		}
 		f.Cursor = page.Next
 	}
+}
+
+// Creates wraps a store to count the runs it created and the creates
+// refused because the run was stored already: a message handled again
+// after its run was stored.
+type Creates struct {
+	flux.Storage
+	Created, Existed atomic.Int64
+}
+
+// Create stores the run and counts the outcome.
+func (c *Creates) Create(ctx context.Context, p driver.CreateParams) (driver.Written, error) {
+	w, err := c.Storage.Create(ctx, p)
+	switch {
+	case err == nil:
+		c.Created.Add(1)
+	case errors.Is(err, flux.ErrRunExists):
+		c.Existed.Add(1)
+	}
+	return w, err
 }
 
 // Stall wraps a store: after its first successful Create it writes
