@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/internal/tracestore"
 	"github.com/flux-go/flux/internal/wake"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,6 +55,9 @@ type Store struct {
 	channel    string         // of LISTEN/NOTIFY (see wake.go)
 	wakes      wake.Broadcast // this process's engines
 	listenOnce sync.Once
+
+	traceMu sync.Mutex
+	trace   *tracestore.Sink // made by the first TraceSink
 }
 
 var _ flux.Storage = (*Store)(nil)
@@ -159,19 +163,22 @@ func New(ctx context.Context, pool *pgxpool.Pool, opts ...Option) (*Store, error
 	return s, nil
 }
 
-// Close stops the writers, after the batches in flight, and closes the pool
+// Close writes the buffered trace events (see TraceSink), stops the
+// writers, after the batches in flight, and closes the pool
 // if Open made it. Later calls fail with an error wrapping [flux.ErrClosed].
 // Close is safe to call more than once.
 func (s *Store) Close() error {
+	var err error
 	s.once.Do(func() {
-		s.closed.Store(true)
+		// Before the pool closes; it marks the store closed.
+		err = s.closeTrace()
 		close(s.done)
 		s.wg.Wait()
 		if s.ownPool {
 			s.pool.Close()
 		}
 	})
-	return nil
+	return err
 }
 
 // Pool returns the store's connection pool.

@@ -25,6 +25,8 @@ type queries struct {
 	extend, release, cancel            string
 	status, pruneIDs, list             string
 	deleteLogs                         string // of ANY($1) runs
+	deleteTrace                        string // of ANY($1) runs
+	insertTrace, traceEvents           string
 	insert0001                         string // converted runs of schema 0001
 }
 
@@ -113,8 +115,15 @@ func makeQueries(schema string) queries {
 		pruneIDs: r(`SELECT id FROM {runs} WHERE created_at < $2 AND status = $1 AND finished_at < $2
 				AND ($3 = '' OR workflow = $3) AND NOT (workflow = ANY($4))
 			ORDER BY created_at LIMIT $5 FOR UPDATE SKIP LOCKED`),
-		deleteLogs: r(`DELETE FROM {checkpoints} WHERE run_id = ANY($1)`),
-		list:       r(`SELECT {header} FROM {runs}`),
+		deleteLogs:  r(`DELETE FROM {checkpoints} WHERE run_id = ANY($1)`),
+		deleteTrace: schema + `.trace_events WHERE run_id = ANY($1)`,
+		insertTrace: `INSERT INTO ` + schema + `.trace_events (run_id, created_at, type, line)
+			SELECT v.run_id, v.created_at, v.type, v.line
+			FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[]) WITH ORDINALITY AS v(run_id, created_at, type, line, n)
+			ORDER BY v.n`,
+		traceEvents: `SELECT seq, run_id, line FROM ` + schema + `.trace_events
+			WHERE seq > $1 AND ($2 = '' OR run_id = $2) ORDER BY seq LIMIT $3`,
+		list: r(`SELECT {header} FROM {runs}`),
 		// Converted runs keep their version and lease as they were.
 		insert0001: r(`WITH ins AS (INSERT INTO {runs} ({header})
 			SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],

@@ -625,6 +625,9 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		if _, err := tx.Exec(ctx, s.sql.deleteLogs, ids); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, "DELETE FROM "+s.sql.deleteTrace, ids); err != nil {
+			return err
+		}
 		tag, err := tx.Exec(ctx, "DELETE FROM "+s.sql.runs+" WHERE id = ANY($1)", ids)
 		n = int(tag.RowsAffected())
 		return err

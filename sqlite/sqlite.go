@@ -45,6 +45,7 @@ import (
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/internal/tracestore"
 	"github.com/flux-go/flux/internal/wake"
 	sqlite3 "modernc.org/sqlite"
 	sqlite3lib "modernc.org/sqlite/lib"
@@ -69,6 +70,9 @@ type Store struct {
 	batches, batchedWrites atomic.Int64 // for the benchmarks' batch size
 
 	wakes wake.Broadcast // engines to tell of runs that need an owner
+
+	traceMu sync.Mutex
+	trace   *tracestore.Sink // made by the first TraceSink
 }
 
 // Wakeups implements [driver.Waker]: the engines of this process that use
@@ -263,7 +267,8 @@ func explain(err error) error {
 	return err
 }
 
-// Close waits for the writes in progress, then closes the store. Later calls
+// Close writes the buffered trace events (see TraceSink), waits for the
+// writes in progress, then closes the store. Later calls
 // return ErrClosed.
 func (s *Store) Close() error {
 	s.mu.Lock()
@@ -271,12 +276,26 @@ func (s *Store) Close() error {
 		s.mu.Unlock()
 		return nil
 	}
+	s.mu.Unlock()
+	// The trace sink writes through the writer: flush it while it runs.
+	var traceErr error
+	s.traceMu.Lock()
+	if s.trace != nil {
+		traceErr = s.trace.Close()
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.traceMu.Unlock()
+		return nil
+	}
 	s.closed = true
 	s.mu.Unlock()
+	s.traceMu.Unlock()
 	s.signal()
 	<-s.exited
 	s.shut.Store(true)
-	errs := []error{s.w.close(), s.conn.Close()}
+	errs := []error{traceErr, s.w.close(), s.conn.Close()}
 	for _, db := range s.owned {
 		errs = append(errs, db.Close())
 	}

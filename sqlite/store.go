@@ -441,6 +441,9 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		if _, err := t.conn.ExecContext(bg, "DELETE FROM checkpoints WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
 			return fmt.Errorf("sqlite: pruning runs: %w", err)
 		}
+		if _, err := t.conn.ExecContext(bg, "DELETE FROM trace_events WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
+			return fmt.Errorf("sqlite: pruning runs' trace events: %w", err)
+		}
 		res, err := t.conn.ExecContext(bg, "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))", string(list))
 		if err != nil {
 			return fmt.Errorf("sqlite: pruning runs: %w", err)

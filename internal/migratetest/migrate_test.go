@@ -26,6 +26,7 @@ import (
 	"github.com/flux-go/flux/internal/sqlstore"
 	"github.com/flux-go/flux/postgres"
 	"github.com/flux-go/flux/sqlite"
+	"github.com/flux-go/flux/tracefile"
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 )
@@ -182,6 +183,7 @@ func testSQLiteFrom(t *testing.T, version string) {
 	}
 	defer s.Close()
 	checkMigrated(t, s)
+	checkTraceTable(t, s)
 }
 
 func TestPostgresFrom0001(t *testing.T) { testPostgresFrom(t, "0001") }
@@ -198,6 +200,7 @@ func testPostgresFrom(t *testing.T, version string) {
 	}
 	defer s.Close()
 	checkMigrated(t, s)
+	checkTraceTable(t, s)
 }
 
 func TestSQLiteInterruptedMigration(t *testing.T) {
@@ -210,6 +213,7 @@ func TestSQLiteInterruptedMigration(t *testing.T) {
 	}
 	defer s.Close()
 	checkMigrated(t, s)
+	checkTraceTable(t, s)
 }
 
 func TestPostgresInterruptedMigration(t *testing.T) {
@@ -222,6 +226,7 @@ func TestPostgresInterruptedMigration(t *testing.T) {
 	}
 	defer s.Close()
 	checkMigrated(t, s)
+	checkTraceTable(t, s)
 }
 
 // interrupt runs a child that opens target and is killed in the middle of
@@ -318,5 +323,17 @@ func checkMigrated(t *testing.T, s flux.Storage) {
 	}
 	if a := run.Steps[1].Attempts; len(a) < 3 || !a[len(a)-2].Interrupted {
 		t.Fatalf("recovered run's charge attempts %+v, want the old failed one, the one its dead owner left in flight, and the new one", a)
+	}
+}
+
+// checkTraceTable checks that the migrated store has the trace table of
+// schema 0004, empty.
+func checkTraceTable(t *testing.T, s interface {
+	TraceEvents(ctx context.Context, runID string, afterSeq int64, limit int) ([]tracefile.Stored, int64, error)
+}) {
+	t.Helper()
+	got, next, err := s.TraceEvents(context.Background(), "", 0, 10)
+	if err != nil || len(got) != 0 || next != 0 {
+		t.Errorf("TraceEvents after migrating: %d events, next %d, %v", len(got), next, err)
 	}
 }

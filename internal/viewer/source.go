@@ -100,8 +100,9 @@ type RunDetail struct {
 	// Nodes are the workflow's nodes in order, including the ones this run
 	// did not reach (status pending) when the source knows them.
 	Nodes []Node `json:"nodes"`
-	// Events are the raw trace lines of the run, in file order; empty for a
-	// storage source.
+	// Events are the raw trace lines of the run, in file order; for a
+	// storage source, the events the store kept of the run (see
+	// [TraceReader]), in sequence order, if any.
 	Events []Event `json:"events"`
 	// Raw is the stored run as JSON, for a storage source.
 	Raw json.RawMessage `json:"raw,omitempty"`
@@ -146,7 +147,7 @@ type Attempt struct {
 // Event is one raw trace line.
 type Event struct {
 	Line   int    `json:"line,omitempty"` // 1-based; 0 while unknown
-	Offset int64  `json:"offset"`
+	Offset int64  `json:"offset"`         // in the file; a stored event's sequence number
 	Type   string `json:"type"`
 	Time   int64  `json:"time"`
 	Raw    string `json:"raw"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
+	"github.com/flux-go/flux/tracefile"
 )
 
 // StorageOptions tune a [StorageSource]. The zero value is ready to use.
@@ -255,7 +256,44 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 	if raw, err := json.MarshalIndent(r, "", "  "); err == nil {
 		d.Raw = raw
 	}
+	if tr, ok := s.store.(TraceReader); ok {
+		d.Events = storedEvents(ctx, tr, id)
+	}
 	return d, nil
+}
+
+// TraceReader is a store that keeps trace events (sqlite.Store and
+// postgres.Store with their TraceSink): a storage source shows a run's
+// stored events as its raw trace lines.
+type TraceReader interface {
+	TraceEvents(ctx context.Context, runID string, afterSeq int64, limit int) ([]tracefile.Stored, int64, error)
+}
+
+// maxStoredEvents bounds the stored events the run page receives.
+const maxStoredEvents = 10000
+
+// storedEvents returns the stored trace events of run id, in order: each
+// as the line it was stored as, with its sequence number as its offset.
+// Lines that do not decode are left out, as is everything if the store
+// cannot be read (an older schema, say): the run page has the stored run.
+func storedEvents(ctx context.Context, tr TraceReader, id string) []Event {
+	evs := []Event{}
+	after := int64(0)
+	for len(evs) < maxStoredEvents {
+		page, next, err := tr.TraceEvents(ctx, id, after, min(1000, maxStoredEvents-len(evs)))
+		if err != nil && !errors.Is(err, flux.ErrCorrupt) {
+			return evs
+		}
+		for _, st := range page {
+			e := traceEvent{rec: st.Record, off: st.Seq, raw: st.Record.AppendJSON(nil)}
+			evs = append(evs, rawEvent(&e))
+		}
+		if next == after {
+			break
+		}
+		after = next
+	}
+	return evs
 }
 
 // State implements [Source].
