@@ -108,12 +108,17 @@ var backgroundTests = []testCase{
 		if err := worker.Register(w); err != nil {
 			t.Fatal(err)
 		}
-		if n := worker.RecoverNow(); n != 1 {
-			t.Fatalf("the worker took %d runs, want the started one", n)
+		// The worker's own loop may take the run as it starts, before
+		// RecoverNow looks: either way it is the worker's, once.
+		if n := worker.RecoverNow(); n > 1 {
+			t.Fatalf("the worker took %d runs, want at most the started one", n)
 		}
 		res, err := flux.Wait(ctx(t), producer, w, id)
 		if err != nil || res.Status != flux.StatusCompleted {
 			t.Fatalf("Wait from the producer: %+v, %v", res, err)
+		}
+		if n := c.get(id, "ship"); n != 1 {
+			t.Fatalf("the commit ran %d times, want once", n)
 		}
 	}},
 	{"TheStoreWakesAWorker", func(t *testing.T, h Harness) {
