@@ -253,6 +253,7 @@ func (r *runner[In, Data]) checkpoint(ctx context.Context, lease time.Duration) 
 	}
 	if errors.Is(err, ErrLeaseLost) {
 		r.holding = false
+		return r.lostLease(fmt.Errorf("flux: recording run %s: %w", run.ID, err))
 	} else if errors.Is(err, ErrConflict) {
 		if cur, gerr := r.e.store.Get(ctx, run.ID); gerr == nil {
 			if cur.Status == StatusCancelled {
@@ -263,11 +264,19 @@ func (r *runner[In, Data]) checkpoint(ctx context.Context, lease time.Duration) 
 				// Another owner took the run over (and may have finished it
 				// and released it): this one is a zombie and must stop.
 				r.holding = false
-				return fmt.Errorf("flux: recording run %s: %w: %w", run.ID, ErrLeaseLost, err)
+				return r.lostLease(fmt.Errorf("flux: recording run %s: %w: %w", run.ID, ErrLeaseLost, err))
 			}
 		}
 	}
 	return fmt.Errorf("flux: recording run %s: %w", run.ID, err)
+}
+
+// lostLease tells, as the heartbeat does when it finds the lease taken,
+// that the run stopped here because another owner took it: a
+// workflow:interrupted event whose error wraps ErrLeaseLost.
+func (r *runner[In, Data]) lostLease(err error) error {
+	r.runEvent(EventWorkflowInterrupted, err)
+	return err
 }
 
 // allNodes returns the indexes of every node.

@@ -55,11 +55,11 @@
 // completed, retry, error or interrupted. flux.step.duration covers the
 // attempts of steps and commits alike.
 //
-// flux.runs.lease_lost counts the runs that the engine's lease renewal
-// found taken by another owner: the engine stops them with a
-// workflow:interrupted event whose error is [flux.ErrLeaseLost]. There is
-// no [flux.Hooks] field for it. A loss found instead by a checkpoint whose
-// write was refused emits no event, so it is not counted.
+// flux.runs.lease_lost counts the runs that stopped because another owner
+// took them, found by the engine's lease renewal or by a checkpoint whose
+// write was refused: the engine stops them with a workflow:interrupted
+// event whose error is [flux.ErrLeaseLost]. There is no [flux.Hooks]
+// field for it.
 //
 // # Prometheus
 //
