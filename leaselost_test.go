@@ -35,7 +35,10 @@ func TestRefusedCheckpointTellsTheLeaseLoss(t *testing.T) {
 	e := newEngine(t, flux.Config{Storage: store, Trace: trace})
 	w := flux.New[string, struct{}]("taken").
 		Step("a", func(*flux.Ctx[string, struct{}]) error { store.taken.Store(true); return nil }).
-		Commit("b", func(*flux.Ctx[string, struct{}]) error { t.Error("the commit ran after the lease was lost"); return nil })
+		Commit("b", func(*flux.Ctx[string, struct{}]) error {
+			t.Error("the commit ran after the lease was lost")
+			return nil
+		})
 	_, err := flux.Execute(context.Background(), e, w, "x", flux.RunID("r1"))
 	if !errors.Is(err, flux.ErrLeaseLost) {
 		t.Fatalf("Execute: %v, want ErrLeaseLost", err)
