@@ -10,15 +10,16 @@ import (
 	"github.com/flux-go/flux/driver"
 )
 
-// gather calls Changes from position pos until n runs have changed, and
-// returns their IDs in the order of their last change, and the last
+// gather calls Changes from position pos until the runs named, each at
+// its last change, are want, in that order, and returns them and the last
 // position. A store may hold changes back while earlier writes could still
-// land (PostgreSQL does while any transaction runs), so it polls; a run
-// that changed again between two calls is named by both.
-func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, string) {
+// land (PostgreSQL does while any transaction runs, in any schema), so it
+// polls: a run that changed twice may come first at its first change, in
+// one page, and at its last in a later one, which moves it to the end.
+func gather(t *testing.T, s flux.Storage, pos string, want []string, limit int) ([]string, string) {
 	t.Helper()
 	var got []string
-	eventually(t, fmt.Sprintf("Changes after %q gives %d runs", pos, n), func() (bool, error) {
+	eventually(t, fmt.Sprintf("Changes after %q name %v, in that order", pos, want), func() (bool, error) {
 		p, err := s.Changes(ctx(t), driver.ChangesParams{After: pos, Limit: limit})
 		if err != nil {
 			return false, err
@@ -33,10 +34,10 @@ func gather(t *testing.T, s flux.Storage, pos string, n, limit int) ([]string, s
 			got = append(slices.DeleteFunc(got, func(id string) bool { return id == r.ID }), r.ID)
 		}
 		pos = p.Position
-		if len(got) > n {
-			return false, fmt.Errorf("the pages of Changes name %v, more than the %d runs that changed", got, n)
+		if len(got) > len(want) {
+			return false, fmt.Errorf("the pages of Changes name %v, more than the %d runs that changed", got, len(want))
 		}
-		return len(got) == n, nil
+		return slices.Equal(got, want), nil
 	})
 	return got, pos
 }
@@ -55,7 +56,7 @@ var changesTests = []testCase{
 		mustCreate(t, h.Store, smallRun("feed-b", "w", flux.StatusRunning, listBase), 0)
 		a.Status = flux.StatusRunning
 		mustCheckpoint(t, h.Store, a, hour, counts(a))
-		got, pos := gather(t, h.Store, start.Position, 2, 100)
+		got, pos := gather(t, h.Store, start.Position, []string{"feed-b", "feed-a"}, 100)
 		wantIDs(t, "runs changed, by their last change", []string{"feed-b", "feed-a"}, got)
 
 		// Leases are not changes; a cancel is.
@@ -66,7 +67,7 @@ var changesTests = []testCase{
 		if err := h.Store.Cancel(ctx(t), driver.CancelParams{ID: "feed-a", Error: "stop", At: listBase}); err != nil {
 			t.Fatal(err)
 		}
-		got, pos = gather(t, h.Store, pos, 1, 100)
+		got, pos = gather(t, h.Store, pos, []string{"feed-a"}, 100)
 		wantIDs(t, "runs changed after a claim, a release and a cancel", []string{"feed-a"}, got)
 		if r := mustList(t, h.Store, flux.Filter{Search: "feed-a"}).Runs[0]; r.Status != flux.StatusCancelled {
 			t.Fatalf("feed-a is %s after its cancel", r.Status)
@@ -76,7 +77,7 @@ var changesTests = []testCase{
 		for i := range 5 {
 			mustCreate(t, h.Store, smallRun(fmt.Sprintf("feed-c%d", i), "w", flux.StatusRunning, listBase), 0)
 		}
-		got, _ = gather(t, h.Store, pos, 5, 2)
+		got, _ = gather(t, h.Store, pos, []string{"feed-c0", "feed-c1", "feed-c2", "feed-c3", "feed-c4"}, 2)
 		wantIDs(t, "five new runs, two at a time", []string{"feed-c0", "feed-c1", "feed-c2", "feed-c3", "feed-c4"}, got)
 
 		if _, err := h.Store.Changes(ctx(t), driver.ChangesParams{After: "not a position"}); err == nil {
