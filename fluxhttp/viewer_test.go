@@ -222,11 +222,15 @@ func TestViewerRetryFromStep(t *testing.T) {
 		t.Errorf("%d cancel buttons on a failed run, want none", n)
 	}
 	fixed.Store(true)
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
-	defer cancel()
-	if err := chromedp.Do(ctx, chromedp.Click(`button[data-action="retry"][data-step="flaky"]`)); err != nil {
-		t.Fatalf("clicking retry: %v", err)
-	}
+	// Clicked from the page, not through a DOM node ID: a live update may
+	// render the run again between finding the button and clicking it.
+	// The click runs after the evaluation returns, as it opens a confirm.
+	b.waitFor("the retry button is clicked", `(() => {
+		const el = document.querySelector('button[data-action="retry"][data-step="flaky"]');
+		if (!el) return false;
+		setTimeout(() => el.click(), 0);
+		return true;
+	})()`, 10*time.Second)
 	b.waitFor("the page shows the run completed", `(() => {
 		const v = document.querySelector('.run-view');
 		return !!v && v.dataset.status === "completed" && v.querySelector('.run-head .chip').dataset.status === "completed";
