@@ -96,15 +96,15 @@ func TestDuplicatesStartOneRun(t *testing.T) {
 	store := triggertest.OpenSQLite(t, triggertest.SQLitePath(t))
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, store, 4)
-	d := new(deliveries)
+	d := new(triggertest.Deliveries)
 	stop := consume(t, newTrigger(t, e, w, d), amqp.Config{Queue: queue})
-	waitFor(t, "4 deliveries", time.Minute, func() bool { return d.n.Load() == 4 })
+	waitFor(t, "4 deliveries", time.Minute, func() bool { return d.N.Load() == 4 })
 	triggertest.WaitRuns(t, store, "order-flow", 2, time.Minute)
 	stop()
 
 	hashID := amqp.RunID(&amqp091.Delivery{RoutingKey: queue, Body: triggertest.Payload(2)})
 	for _, id := range []string{"order-1", hashID} {
-		if n := d.count(id); n != 2 {
+		if n := d.Count(id); n != 2 {
 			t.Errorf("message %s delivered %d times, want 2", id, n)
 		}
 		if run, err := e.Get(context.Background(), id); err != nil || run.Status != flux.StatusCompleted {
@@ -160,10 +160,10 @@ func TestRedeliveryStartsNoSecondRun(t *testing.T) {
 	counted := &triggertest.Creates{Storage: store}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, counted, 2)
-	d := new(deliveries)
+	d := new(triggertest.Deliveries)
 	stopB := consume(t, newTrigger(t, e, w, d), amqp.Config{Queue: queue})
 	triggertest.WaitRuns(t, store, "order-flow", 1, time.Minute)
-	waitFor(t, "the redelivery acknowledged", time.Minute, func() bool { return ready(t, queue) == 0 && d.count("m-7") == 1 })
+	waitFor(t, "the redelivery acknowledged", time.Minute, func() bool { return ready(t, queue) == 0 && d.Count("m-7") == 1 })
 	stopB()
 	if counted.Created.Load() != 0 || counted.Existed.Load() != 1 {
 		t.Fatalf("B created %d runs and found %d stored, want 0 and 1", counted.Created.Load(), counted.Existed.Load())
@@ -308,7 +308,7 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			w, commits := triggertest.Flow()
 			counted := &triggertest.Creates{Storage: store}
 			e := triggertest.Engine(t, counted, 16)
-			d := new(deliveries)
+			d := new(triggertest.Deliveries)
 			stop := consume(t, newTrigger(t, e, w, d), amqp.Config{Queue: queue})
 			// The commit counter first: listing 10,000 runs is slow.
 			waitFor(t, "10,000 runs committed", 3*time.Minute, func() bool { runs, _ := commits.Runs(); return runs >= n })
@@ -320,8 +320,8 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			if created, existed := counted.Created.Load(), counted.Existed.Load(); created != n || existed != 0 {
 				t.Fatalf("%d runs created, %d messages found their run stored; want %d and 0", created, existed, n)
 			}
-			if len(d.seen) != n {
-				t.Fatalf("%d distinct messages delivered, want %d", len(d.seen), n)
+			if len(d.Seen()) != n {
+				t.Fatalf("%d distinct messages delivered, want %d", len(d.Seen()), n)
 			}
 			if left := ready(t, queue); left != 0 {
 				t.Fatalf("%d messages left in the queue, want 0", left)

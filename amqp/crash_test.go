@@ -79,13 +79,13 @@ func TestKilledAfterStoreBeforeAck(t *testing.T) {
 	counted := &triggertest.Creates{Storage: store}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, counted, 4)
-	d := new(deliveries)
+	d := new(triggertest.Deliveries)
 	stop := consume(t, newTrigger(t, e, w, d), amqp.Config{Queue: queue})
 	triggertest.WaitRuns(t, store, "order-flow", n, 2*time.Minute)
-	waitFor(t, "every message acknowledged", time.Minute, func() bool { return ready(t, queue) == 0 && d.n.Load() == n })
+	waitFor(t, "every message acknowledged", time.Minute, func() bool { return ready(t, queue) == 0 && d.N.Load() == n })
 	stop()
-	if d.count(stalled) != 1 {
-		t.Fatalf("the stalled message %s was delivered %d times to the new consumer, want 1 (delivered again)", stalled, d.count(stalled))
+	if d.Count(stalled) != 1 {
+		t.Fatalf("the stalled message %s was delivered %d times to the new consumer, want 1 (delivered again)", stalled, d.Count(stalled))
 	}
 	if created, existed := counted.Created.Load(), counted.Existed.Load(); created != n-1 || existed != 1 {
 		t.Fatalf("the new consumer created %d runs and found %d stored, want %d and 1", created, existed, n-1)

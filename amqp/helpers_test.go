@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,35 +154,11 @@ func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool)
 	}
 }
 
-// deliveries wraps a trigger's run IDs to count the messages handed to it.
-type deliveries struct {
-	n    atomic.Int64
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (d *deliveries) runID(m trigger.Message, _ triggertest.Order) string {
-	d.n.Add(1)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[string]int{}
-	}
-	d.seen[m.ID]++
-	return m.ID
-}
-
-func (d *deliveries) count(id string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seen[id]
-}
-
-func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *deliveries) *trigger.Trigger {
+func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *triggertest.Deliveries) *trigger.Trigger {
 	t.Helper()
 	o := trigger.Options[triggertest.Order]{Logger: triggertest.Quiet, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 	if d != nil {
-		o.RunID = d.runID
+		o.RunID = d.RunID
 	}
 	tr, err := trigger.New(e, w, o)
 	if err != nil {

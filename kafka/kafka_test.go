@@ -78,24 +78,6 @@ func payloads(from, n int) [][]byte {
 	return v
 }
 
-// deliveries wraps a trigger's run IDs to count the records handed to it.
-type deliveries struct {
-	n    atomic.Int64
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (d *deliveries) runID(m trigger.Message, _ triggertest.Order) string {
-	d.n.Add(1)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[string]int{}
-	}
-	d.seen[m.ID]++
-	return m.ID
-}
-
 // consume runs a consumer until the returned stop is called; stop waits
 // for Run to return and fails the test if it returned an error.
 func consume(t testing.TB, c *kfake.Cluster, tr *trigger.Trigger, cfg kafka.Config) (stop func()) {
@@ -125,11 +107,11 @@ func consume(t testing.TB, c *kfake.Cluster, tr *trigger.Trigger, cfg kafka.Conf
 	return stop
 }
 
-func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *deliveries) *trigger.Trigger {
+func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *triggertest.Deliveries) *trigger.Trigger {
 	t.Helper()
 	o := trigger.Options[triggertest.Order]{Logger: triggertest.Quiet, MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
 	if d != nil {
-		o.RunID = d.runID
+		o.RunID = d.RunID
 	}
 	tr, err := trigger.New(e, w, o)
 	if err != nil {
@@ -152,7 +134,7 @@ func TestTenThousandRecordsTenThousandRuns(t *testing.T) {
 			produce(t, c, payloads(0, n)...)
 			w, commits := triggertest.Flow()
 			e := triggertest.Engine(t, store, 16)
-			d := new(deliveries)
+			d := new(triggertest.Deliveries)
 			consume(t, c, newTrigger(t, e, w, d), kafka.Config{})
 			commits.Wait(t, n, 5*time.Minute)
 			triggertest.WaitRuns(t, store, "order-flow", n, time.Minute)
@@ -160,8 +142,8 @@ func TestTenThousandRecordsTenThousandRuns(t *testing.T) {
 			if runs != n || twice != 0 {
 				t.Fatalf("%d runs committed, %d of them twice; want %d and 0", runs, twice, n)
 			}
-			if len(d.seen) != n {
-				t.Fatalf("%d distinct records delivered, want %d", len(d.seen), n)
+			if len(d.Seen()) != n {
+				t.Fatalf("%d distinct records delivered, want %d", len(d.Seen()), n)
 			}
 		})
 	}
@@ -200,7 +182,7 @@ func TestLostCommitStartsNoSecondRun(t *testing.T) {
 	store := triggertest.OpenSQLite(t, triggertest.SQLitePath(t))
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, store, 4)
-	d := new(deliveries)
+	d := new(triggertest.Deliveries)
 	tr := newTrigger(t, e, w, d)
 	stop := consume(t, c, tr, kafka.Config{})
 	triggertest.WaitRuns(t, store, "order-flow", n, time.Minute)
@@ -208,23 +190,23 @@ func TestLostCommitStartsNoSecondRun(t *testing.T) {
 	if failed.Load() == 0 {
 		t.Fatal("no offset commit was attempted")
 	}
-	first := d.n.Load()
+	first := d.N.Load()
 
 	// The group's offsets were never committed: a new consumer reads every
 	// record again.
 	failing.Store(false)
 	consume(t, c, tr, kafka.Config{})
 	deadline := time.Now().Add(time.Minute)
-	for d.n.Load() < first+n {
+	for d.N.Load() < first+n {
 		if time.Now().After(deadline) {
-			t.Fatalf("the second consumer read %d records, want %d", d.n.Load()-first, n)
+			t.Fatalf("the second consumer read %d records, want %d", d.N.Load()-first, n)
 		}
 		time.Sleep(10 * time.Millisecond) // polling with a deadline
 	}
 	if total, _ := triggertest.Count(t, store, "order-flow"); total != n {
 		t.Fatalf("%d runs after every record was delivered twice, want %d", total, n)
 	}
-	for id, k := range d.seen {
+	for id, k := range d.Seen() {
 		if k < 2 {
 			t.Fatalf("record %s delivered %d times, want at least 2 (the commit was lost)", id, k)
 		}
@@ -409,11 +391,11 @@ func TestKilledAfterStoreBeforeCommit(t *testing.T) {
 	}
 	w, commits := triggertest.Flow()
 	e := triggertest.Engine(t, store, 4)
-	d := new(deliveries)
+	d := new(triggertest.Deliveries)
 	consume(t, c, newTrigger(t, e, w, d), kafka.Config{})
 	triggertest.WaitRuns(t, store, "order-flow", n, 2*time.Minute)
-	if d.seen[stalled] != 1 {
-		t.Fatalf("the stalled record %s was delivered %d times to the new consumer, want 1 (read again)", stalled, d.seen[stalled])
+	if d.Count(stalled) != 1 {
+		t.Fatalf("the stalled record %s was delivered %d times to the new consumer, want 1 (read again)", stalled, d.Count(stalled))
 	}
 	if runs, twice := commits.Runs(); runs != n || twice != 0 {
 		t.Fatalf("%d runs committed, %d twice; want %d and 0", runs, twice, n)

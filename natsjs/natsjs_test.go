@@ -210,35 +210,11 @@ func payloads(from, n int) [][]byte {
 	return v
 }
 
-// deliveries wraps a trigger's run IDs to count the messages handed to it.
-type deliveries struct {
-	n    atomic.Int64
-	mu   sync.Mutex
-	seen map[string]int
-}
-
-func (d *deliveries) runID(m trigger.Message, _ triggertest.Order) string {
-	d.n.Add(1)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[string]int{}
-	}
-	d.seen[m.ID]++
-	return m.ID
-}
-
-func (d *deliveries) count(id string) int {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.seen[id]
-}
-
-func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *deliveries) *trigger.Trigger {
+func newTrigger(t testing.TB, e *flux.Engine, w *flux.Workflow[triggertest.Order, triggertest.Charged], d *triggertest.Deliveries) *trigger.Trigger {
 	t.Helper()
 	o := trigger.Options[triggertest.Order]{Logger: triggertest.Quiet, MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
 	if d != nil {
-		o.RunID = d.runID
+		o.RunID = d.RunID
 	}
 	tr, err := trigger.New(e, w, o)
 	if err != nil {
@@ -310,11 +286,11 @@ func TestSameMsgIDTwiceStartsOneRun(t *testing.T) {
 		store := triggertest.OpenSQLite(t, triggertest.SQLitePath(t))
 		w, commits := triggertest.Flow()
 		e := triggertest.Engine(t, store, 2)
-		d := new(deliveries)
+		d := new(triggertest.Deliveries)
 		consume(t, b, newTrigger(t, e, w, d), natsjs.Config{})
 		b.waitAcked(t, "flux", 2)
 		triggertest.WaitRuns(t, store, "order-flow", 1, time.Minute)
-		if got := d.count("order-7"); got != 2 {
+		if got := d.Count("order-7"); got != 2 {
 			t.Fatalf("message order-7 handled %d times, want 2", got)
 		}
 		if runs, twice := commits.Runs(); runs != 1 || twice != 0 {
@@ -358,13 +334,13 @@ func TestRedeliveredAfterStoreStartsNoSecondRun(t *testing.T) {
 		store := &lostReply{Storage: triggertest.OpenSQLite(t, triggertest.SQLitePath(t)), lost: map[string]bool{}}
 		w, commits := triggertest.Flow()
 		e := triggertest.Engine(t, store, 2)
-		d := new(deliveries)
+		d := new(triggertest.Deliveries)
 		consume(t, b, newTrigger(t, e, w, d), natsjs.Config{Concurrency: 4})
 		triggertest.WaitRuns(t, store, "order-flow", n, time.Minute)
 		info := b.waitAcked(t, "flux", n)
 		for seq := 1; seq <= n; seq++ {
 			id := b.stream + "/" + strconv.Itoa(seq)
-			if got := d.count(id); got < 2 {
+			if got := d.Count(id); got < 2 {
 				t.Errorf("message %s handled %d times, want at least 2 (delivered again after NakWithDelay)", id, got)
 			}
 		}
@@ -495,7 +471,7 @@ func TestStorageDownAcknowledgesNothing(t *testing.T) {
 		store.down.Store(true)
 		w, commits := triggertest.Flow()
 		e := triggertest.Engine(t, store, 2)
-		d := new(deliveries)
+		d := new(triggertest.Deliveries)
 		consume(t, b, newTrigger(t, e, w, d), natsjs.Config{})
 		deadline := time.Now().Add(time.Minute)
 		for store.failures.Load() < 4*n {
@@ -516,7 +492,7 @@ func TestStorageDownAcknowledgesNothing(t *testing.T) {
 		triggertest.WaitRuns(t, store, "order-flow", n, time.Minute)
 		b.waitAcked(t, "flux", n)
 		for seq := 1; seq <= n; seq++ {
-			if got := d.count(b.stream + "/" + strconv.Itoa(seq)); got < 2 {
+			if got := d.Count(b.stream + "/" + strconv.Itoa(seq)); got < 2 {
 				t.Errorf("message %d handled %d times, want it delivered again after failing", seq, got)
 			}
 		}
@@ -552,7 +528,7 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			b.publish(t, payloads(0, n)...)
 			w, commits := triggertest.Flow()
 			e := triggertest.Engine(t, store, 16)
-			d := new(deliveries)
+			d := new(triggertest.Deliveries)
 			consume(t, b, newTrigger(t, e, w, d), natsjs.Config{})
 			// Listing 10,000 runs takes seconds under -race: count the
 			// commits until they are all in, then list.
@@ -569,10 +545,8 @@ func TestTenThousandMessagesTenThousandRuns(t *testing.T) {
 			if runs != n || twice != 0 {
 				t.Fatalf("%d runs committed, %d of them twice; want %d and 0", runs, twice, n)
 			}
-			d.mu.Lock()
-			defer d.mu.Unlock()
-			if len(d.seen) != n {
-				t.Fatalf("%d distinct messages delivered, want %d", len(d.seen), n)
+			if got := len(d.Seen()); got != n {
+				t.Fatalf("%d distinct messages delivered, want %d", got, n)
 			}
 		})
 	}
@@ -683,11 +657,11 @@ func TestKilledAfterStoreBeforeAck(t *testing.T) {
 		}
 		w, commits := triggertest.Flow()
 		e := triggertest.Engine(t, store, 4)
-		d := new(deliveries)
+		d := new(triggertest.Deliveries)
 		consume(t, b, newTrigger(t, e, w, d), natsjs.Config{AckWait: ackWait})
 		triggertest.WaitRuns(t, store, "order-flow", n, 2*time.Minute)
 		b.waitAcked(t, "flux", n)
-		if got := d.count(stalled); got != 1 {
+		if got := d.Count(stalled); got != 1 {
 			t.Fatalf("the stalled message %s was handled %d times by the new consumer, want 1 (delivered again)", stalled, got)
 		}
 		if run, err := e.Get(context.Background(), stalled); err != nil || run.Status != flux.StatusCompleted {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +28,7 @@ import (
 	"github.com/flux-go/flux/driver"
 	"github.com/flux-go/flux/postgres"
 	"github.com/flux-go/flux/sqlite"
+	"github.com/flux-go/flux/trigger"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -234,6 +236,40 @@ func Count(t testing.TB, s flux.Storage, workflow string) (total, completed int)
 		}
 		f.Cursor = page.Next
 	}
+}
+
+// Deliveries counts the messages a trigger handled, by message ID: use its
+// RunID as trigger.Options.RunID.
+type Deliveries struct {
+	N    atomic.Int64 // messages handed to the trigger, redeliveries included
+	mu   sync.Mutex
+	seen map[string]int
+}
+
+// RunID counts m and returns its ID as the run ID.
+func (d *Deliveries) RunID(m trigger.Message, _ Order) string {
+	d.N.Add(1)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]int{}
+	}
+	d.seen[m.ID]++
+	return m.ID
+}
+
+// Count returns how many times the message with ID id was handled.
+func (d *Deliveries) Count(id string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.seen[id]
+}
+
+// Seen returns a copy of the counts by message ID.
+func (d *Deliveries) Seen() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return maps.Clone(d.seen)
 }
 
 // Creates wraps a store to count the runs it created and the creates
