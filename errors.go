@@ -60,6 +60,8 @@ var (
 	// ErrRunFinished reports an operation that needs an unfinished run, such
 	// as Engine.Cancel of a completed or failed run.
 	ErrRunFinished = driver.ErrRunFinished
+	// ErrScheduleNotFound reports an unknown schedule name.
+	ErrScheduleNotFound = driver.ErrScheduleNotFound
 	// ErrStepNotReached reports a RetryStep from a node the run has not
 	// reached: a node before it has not finished, so there is no data to
 	// start from. Resume the run, or RetryStep an earlier node.

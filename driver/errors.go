@@ -30,6 +30,8 @@ var (
 	ErrCorrupt = errors.New("flux: corrupt record")
 	// ErrClosed reports use of a store (or engine) after its Close.
 	ErrClosed = errors.New("flux: closed")
+	// ErrScheduleNotFound reports an unknown schedule name.
+	ErrScheduleNotFound = errors.New("flux: schedule not found")
 )
 
 // CorruptError is the error a store returns for a stored run it cannot

@@ -72,6 +72,22 @@ type Run struct {
 	Owner string `json:"owner,omitempty"`
 	// LeaseUntil is when Owner's lease expires, by the storage's clock.
 	LeaseUntil time.Time `json:"leaseUntil,omitzero"`
+
+	// WakeAt is when a waiting run may be taken again by ClaimExpired: the
+	// end of its sleep, or its wait's timeout; zero when it waits for a
+	// signal only.
+	WakeAt time.Time `json:"wakeAt,omitzero"`
+	// WaitKey is the event key a waiting run listens for (see
+	// SignalParams.WaitKey), "" when none.
+	WaitKey string `json:"waitKey,omitempty"`
+	// ConcurrencyKey groups runs for Limit.PerKey; set when the run is
+	// created, never changed.
+	ConcurrencyKey string `json:"concurrencyKey,omitempty"`
+	// SignalSeq is the number of signals delivered to the run.
+	SignalSeq int64 `json:"signalSeq,omitempty"`
+	// Signals are the run's signals, consumed or waiting in its inbox, in
+	// order (Get, Claim and ClaimExpired; List leaves them out).
+	Signals []Signal `json:"signals,omitempty"`
 }
 
 // Summary counts a run's nodes and attempts, so that a list of runs can show

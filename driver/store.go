@@ -77,8 +77,9 @@ type Store interface {
 
 	// ClaimExpired claims up to p.Limit runs of the given workflows that are
 	// pending or running and whose lease expired, was released, or is held
-	// by an earlier start of the same engine, for p.Owner, and returns them
-	// whole. It never claims runs p.Owner holds: those are executing. With
+	// by an earlier start of the same engine, or that are waiting, free,
+	// and due (WakeAt passed, or a signal came), for p.Owner, and returns
+	// them whole, oldest first. Pending runs are claimed within p.Limits. It never claims runs p.Owner holds: those are executing. With
 	// no workflows it claims nothing. A run it cannot decode is not
 	// claimed: its error is in ClaimedRuns.Corrupt.
 	ClaimExpired(ctx context.Context, p ClaimExpiredParams) (*ClaimedRuns, error)
@@ -167,6 +168,9 @@ type CheckpointParams struct {
 	Header *Header
 	// Nodes are the nodes that changed, each once.
 	Nodes []NodeChange
+	// Consume marks signals of the run's inbox consumed, atomically with
+	// the rest of the write.
+	Consume []Consumed
 }
 
 // Header is the part of a run a checkpoint may change beside its nodes.
@@ -180,6 +184,15 @@ type Header struct {
 	// Nodes is how many nodes the run has: a store drops the nodes at and
 	// after it (a definition that got shorter before the run was resumed).
 	Nodes int
+	// WakeAt, for a run written waiting: when ClaimExpired may take it
+	// again; zero for never by time. The store keeps it only while the run
+	// waits. If the stored SignalSeq is above the header's, a signal came
+	// that the writer has not seen, and the run is claimable at once.
+	WakeAt time.Time
+	// WaitKey is the event key the run listens for from now on ("" none).
+	WaitKey string
+	// SignalSeq is the run's SignalSeq as the writer last saw it.
+	SignalSeq int64
 }
 
 // NodeChange is the new state of one node.
@@ -254,6 +267,8 @@ type ClaimExpiredParams struct {
 	Workflows []string
 	Lease     time.Duration
 	Limit     int
+	// Limits bound the runs of some of Workflows executing at once.
+	Limits []Limit
 }
 
 // ClaimedRuns are the runs ClaimExpired claimed, and the errors of those it
