@@ -37,6 +37,37 @@ type Header struct {
 	Nodes, Done, Attempts, Failures   int
 	Interrupted                       int
 	AtNode                            string
+	// Of schema 0005: waiting runs, signals and concurrency limits.
+	// WakeAt is stored as NeverWake for a waiting run that waits for a
+	// signal only, and 0 for a run that does not wait.
+	WakeAt         int64
+	WaitKey        string
+	ConcurrencyKey string
+	SignalSeq      int64
+}
+
+// NeverWake is the stored wake_at of a run that waits with no time to
+// wake at: later than every time.
+const NeverWake = math.MaxInt64
+
+// WakeNanos returns the stored wake_at of a run written with status and
+// wake time at (driver.Header.WakeAt).
+func WakeNanos(status driver.Status, at time.Time) int64 {
+	switch {
+	case status != driver.StatusWaiting:
+		return 0
+	case at.IsZero():
+		return NeverWake
+	}
+	return Nanos(at)
+}
+
+// WakeTime is the inverse of WakeNanos: the zero time for 0 and NeverWake.
+func WakeTime(n int64) time.Time {
+	if n == NeverWake {
+		return time.Time{}
+	}
+	return Time(n)
 }
 
 // The instants a Unix time in int64 nanoseconds can hold.
@@ -84,6 +115,7 @@ func HeaderOf(r *driver.Run) Header {
 		CreatedAt: Nanos(r.CreatedAt), UpdatedAt: Nanos(r.UpdatedAt), FinishedAt: Nanos(r.FinishedAt),
 		Error: r.Error, Input: orEmpty(r.Input), Initial: orEmpty(r.Data),
 		Nodes: sum.Nodes, Done: sum.Done, Attempts: sum.Attempts, Failures: sum.Failures, Interrupted: sum.Interrupted, AtNode: sum.Node,
+		WakeAt: WakeNanos(r.Status, r.WakeAt), WaitKey: r.WaitKey, ConcurrencyKey: r.ConcurrencyKey, SignalSeq: r.SignalSeq,
 	}
 }
 
@@ -118,6 +150,7 @@ func RunOf(h *Header) *driver.Run {
 			Interrupted: h.Interrupted, Node: h.AtNode},
 		CreatedAt: Time(h.CreatedAt), UpdatedAt: Time(h.UpdatedAt), FinishedAt: Time(h.FinishedAt),
 		Version: h.Version, Owner: h.Owner, LeaseUntil: Time(h.LeaseUntil),
+		WakeAt: WakeTime(h.WakeAt), WaitKey: h.WaitKey, ConcurrencyKey: h.ConcurrencyKey, SignalSeq: h.SignalSeq,
 	}
 }
 
