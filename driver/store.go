@@ -278,6 +278,10 @@ type ClaimedRuns struct {
 	// Corrupt holds one error wrapping ErrCorrupt, naming the run, for each
 	// claimable run that could not be decoded.
 	Corrupt []error
+	// NextWake is the earliest WakeAt of the free waiting runs of the
+	// workflows that are not due yet, zero if there are none: the engine
+	// looks again then.
+	NextWake time.Time
 }
 
 // ExtendParams are the arguments of Store.Extend.
