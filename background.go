@@ -44,6 +44,10 @@ func Start[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], 
 	} else if e.isClosed() {
 		return "", ErrClosed
 	}
+	ckey, err := w.concurrencyKey(in)
+	if err != nil {
+		return "", err
+	}
 	now := time.Now()
 	id := o.id
 	if id == "" {
@@ -52,6 +56,7 @@ func Start[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], 
 	run := &Run{
 		ID: id, Workflow: w.name, Fingerprint: w.fingerprint(), Status: StatusPending,
 		Input: input, Data: w.zero, Steps: make([]StepState, len(w.nodes)), CreatedAt: now, UpdatedAt: now,
+		ConcurrencyKey: ckey,
 	}
 	for i, n := range w.nodes {
 		run.Steps[i] = StepState{Name: n.name, Kind: n.kind, Status: StatusPending}

@@ -188,6 +188,7 @@ func (r *runner[In, Data]) writeCtx(ctx context.Context) error {
 		}
 	}
 	r.changed.reset()
+	r.consume = r.consume[:0]
 	r.holding = lease > 0
 	r.flush()
 	return nil
@@ -222,8 +223,10 @@ func (r *runner[In, Data]) create(ctx context.Context, lease time.Duration) erro
 func (r *runner[In, Data]) checkpoint(ctx context.Context, lease time.Duration) error {
 	run := r.run
 	r.header = driver.Header{Status: run.Status, Error: run.Error, Fingerprint: run.Fingerprint,
-		UpdatedAt: run.UpdatedAt, FinishedAt: run.FinishedAt, Summary: run.Summary, Nodes: len(run.Steps)}
-	p := driver.CheckpointParams{ID: run.ID, Owner: run.Owner, Version: run.Version, Lease: lease, Header: &r.header}
+		UpdatedAt: run.UpdatedAt, FinishedAt: run.FinishedAt, Summary: run.Summary, Nodes: len(run.Steps),
+		WakeAt: run.WakeAt, WaitKey: run.WaitKey, SignalSeq: run.SignalSeq}
+	p := driver.CheckpointParams{ID: run.ID, Owner: run.Owner, Version: run.Version, Lease: lease, Header: &r.header,
+		Consume: r.consume}
 	nodes := r.changed.nodes
 	if r.changed.every {
 		nodes = r.allNodes()

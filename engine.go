@@ -102,6 +102,7 @@ type Engine struct {
 	closed     bool
 	registry   map[string]registered
 	recovering bool
+	nextWake   time.Time // the earliest known time of a waiting run not yet due
 	// corruptSeen holds the runs reported as unreadable, so that each is
 	// reported once, not at every recovery pass.
 	corruptSeen map[string]bool

@@ -79,6 +79,13 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 	if err := e.checkSize("input", input); err != nil {
 		return nil, err
 	}
+	ckey, err := w.concurrencyKey(in)
+	if err != nil {
+		return nil, err
+	}
+	if err := w.registerWaits(e); err != nil {
+		return nil, err
+	}
 	now := time.Now()
 	id, explicit := o.id, o.id != ""
 	if !explicit {
@@ -98,6 +105,7 @@ func Execute[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data]
 		ID: id, Workflow: w.name, Fingerprint: w.fingerprint(), Status: StatusRunning,
 		Input: input, Data: w.zero, Steps: make([]StepState, len(w.nodes)),
 		CreatedAt: now, UpdatedAt: now, Owner: e.owner, Summary: Summary{Nodes: len(w.nodes)},
+		ConcurrencyKey: ckey,
 	}
 	// One backing array for every node's first attempt.
 	attempts := make([]Attempt, len(w.nodes))
@@ -171,6 +179,10 @@ func RetryStep[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Dat
 // continueRun is every start of a stored run by a caller: it prepares the
 // run, executes it if there is anything to do, and unregisters it.
 func continueRun[In, Data any](ctx context.Context, e *Engine, w *Workflow[In, Data], a *activeRun, id string, trig Trigger, o startOptions) (*Result[Data], error) {
+	if err := w.registerWaits(e); err != nil {
+		e.end(id, a, false)
+		return nil, err
+	}
 	r, res, err := prepare(ctx, e, w, id, trig, o)
 	if r == nil {
 		e.end(id, a, false)
@@ -307,4 +319,19 @@ func (e *recordedError) Is(target error) bool {
 var recordedSentinels = []error{
 	ErrTimeout, ErrCancelled, ErrCommitOutcomeUnknown, ErrDefinitionChanged, ErrCorrupt,
 	ErrPayloadTooLarge, ErrInvalidInput, ErrClosed,
+}
+
+// registerWaits registers a workflow that has sleeps or waits with the
+// engine that executes it, so that the engine wakes its runs.
+func (w *Workflow[In, Data]) registerWaits(e *Engine) error {
+	if !w.waits || e.slots <= 0 {
+		return nil
+	}
+	e.mu.Lock()
+	_, ok := e.registry[w.name]
+	e.mu.Unlock()
+	if ok {
+		return nil
+	}
+	return e.Register(w)
 }

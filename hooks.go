@@ -76,11 +76,17 @@ const (
 	// EventWorkflowInterrupted: the run stopped without finishing (engine
 	// Close, the caller's context, a lost lease) and stays resumable.
 	EventWorkflowInterrupted EventType = "workflow:interrupted"
-	EventStepStart           EventType = "step:start"
-	EventStepComplete        EventType = "step:complete"
-	EventStepSkipped         EventType = "step:skipped"
-	EventStepRetry           EventType = "step:retry"
-	EventStepError           EventType = "step:error"
+	// EventWorkflowWaiting: the run waits (a sleep, a signal, an event),
+	// holding no engine; it continues when woken.
+	EventWorkflowWaiting EventType = "workflow:waiting"
+	// EventWorkflowCompensating: a node failed for good after commits with
+	// an Undo completed; their undos run, then the run fails.
+	EventWorkflowCompensating EventType = "workflow:compensating"
+	EventStepStart            EventType = "step:start"
+	EventStepComplete         EventType = "step:complete"
+	EventStepSkipped          EventType = "step:skipped"
+	EventStepRetry            EventType = "step:retry"
+	EventStepError            EventType = "step:error"
 )
 
 // TraceEvent is one state transition as a trace sink receives it. Package

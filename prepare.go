@@ -93,12 +93,17 @@ func checkStart[In, Data any](w *Workflow[In, Data], run *Run, trig Trigger, o s
 	case trig == TriggerExecute && run.Status.Final(), trig == TriggerResume && run.Status == StatusCompleted:
 		return true, in, nil
 	}
+	if trig == TriggerResume {
+		if err := checkCompensated(run); err != nil {
+			return false, in, err
+		}
+	}
 	keep := len(run.Steps)
 	if trig == TriggerRetryStep {
 		keep = o.from
 		if !o.force {
 			for i := o.from; i < len(run.Steps); i++ {
-				if s := run.Steps[i]; s.Kind == KindCommit && s.Status == StatusCompleted {
+				if s := run.Steps[i]; s.Kind.Effect() && s.Status == StatusCompleted {
 					return false, in, fmt.Errorf("%w: RetryStep(%q) would run commit %q of run %s again; pass flux.Force() to allow it",
 						ErrCommitted, o.step, s.Name, run.ID)
 				}
@@ -198,9 +203,10 @@ func (r *runner[In, Data]) restart(o startOptions) error {
 		keep = o.from
 	}
 	r.fitNodes(keep)
+	undoing := compensated(run) // a Resume goes on with the undos
 	for i := range run.Steps {
 		s := &run.Steps[i]
-		reset := (r.trig == TriggerRetryStep && i >= o.from) || (r.trig == TriggerResume && s.Status == StatusFailed)
+		reset := (r.trig == TriggerRetryStep && i >= o.from) || (r.trig == TriggerResume && s.Status == StatusFailed && !undoing)
 		if reset && s.Status != StatusPending {
 			if err := r.setNode(i, StatusPending); err != nil {
 				return err

@@ -14,6 +14,7 @@ type registered interface {
 	Name() string
 	Err() error
 	recoverRun(e *Engine, run *Run) error
+	limits() (driver.Limit, bool)
 }
 
 // Registrable is a workflow definition that [Engine.Register] accepts: any
@@ -64,14 +65,65 @@ func (e *Engine) recoveryLoop() {
 	defer t.Stop()
 	for {
 		e.RecoverNow()
+		// A waiting run due before the next look is looked for at its
+		// time.
+		var due <-chan time.Time
+		var wt *time.Timer
+		if d, ok := e.untilWake(); ok && d < e.interval {
+			wt = time.NewTimer(max(d, minWakeDelay))
+			due = wt.C
+		}
 		select {
 		case <-e.stop:
 			return
 		case <-t.C:
+		case <-due:
 		case <-e.wake:
 		case <-e.storeWake:
 		}
+		if wt != nil {
+			wt.Stop()
+		}
 	}
+}
+
+// minWakeDelay bounds from below the wait for a waiting run's time, so that
+// a store whose clock is behind the engine's is not asked in a loop.
+const minWakeDelay = 5 * time.Millisecond
+
+// setNextWake records the store's earliest time of a waiting run not yet
+// due.
+func (e *Engine) setNextWake(t time.Time) {
+	e.mu.Lock()
+	e.nextWake = t
+	e.mu.Unlock()
+}
+
+// wakeBy makes the background loop look for waiting runs at t at the
+// latest.
+func (e *Engine) wakeBy(t time.Time) {
+	if t.IsZero() {
+		return
+	}
+	e.mu.Lock()
+	sooner := e.nextWake.IsZero() || t.Before(e.nextWake)
+	if sooner {
+		e.nextWake = t
+	}
+	e.mu.Unlock()
+	if sooner {
+		e.nudge()
+	}
+}
+
+// untilWake returns how long until the earliest known waiting run is due.
+func (e *Engine) untilWake() (time.Duration, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.nextWake.IsZero() {
+		return 0, false
+	}
+	return time.Until(e.nextWake), true
 }
 
 // nudge tells the background loop to look for runs now: a run was started
@@ -94,8 +146,12 @@ func (e *Engine) RecoverNow() int {
 	e.mu.Lock()
 	room := e.slots - e.busy
 	names := make([]string, 0, len(e.registry))
-	for n := range e.registry {
+	var limits []driver.Limit
+	for n, w := range e.registry {
 		names = append(names, n)
+		if l, ok := w.limits(); ok {
+			limits = append(limits, l)
+		}
 	}
 	var orphans []string
 	for id := range e.orphans {
@@ -112,7 +168,7 @@ func (e *Engine) RecoverNow() int {
 	defer cancel()
 	// The query leaves alone the runs this engine holds: they execute here.
 	claimed, err := e.store.ClaimExpired(ctx, driver.ClaimExpiredParams{Owner: e.owner, Workflows: names, Lease: e.lease,
-		Limit: max(room-len(orphans), 1)})
+		Limit: max(room-len(orphans), 1), Limits: limits})
 	if err != nil {
 		e.log.Warn("flux: looking for runs to recover failed", slog.Any("error", err))
 		return 0
@@ -120,6 +176,7 @@ func (e *Engine) RecoverNow() int {
 	for _, err := range claimed.Corrupt {
 		e.corrupt(err)
 	}
+	e.setNextWake(claimed.NextWake)
 	runs := claimed.Runs
 	// Runs that stopped here without giving their lease back (their last
 	// write failed) are this engine's to continue.
@@ -173,7 +230,7 @@ func (e *Engine) RecoverNow() int {
 					e.nudge()
 				}
 			}()
-			if err := w.recoverRun(e, run); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrRunActive) {
+			if err := w.recoverRun(e, run); err != nil && !errors.Is(err, ErrClosed) && !errors.Is(err, ErrRunActive) && !errors.Is(err, ErrWaiting) {
 				e.log.Warn("flux: recovered run did not complete", slog.String("run_id", run.ID), slog.Any("error", err))
 			}
 		}()

@@ -43,6 +43,7 @@ type runner[In, Data any] struct {
 	changed  changes
 	header   driver.Header
 	nodeBuf  []driver.NodeChange
+	consume  []driver.Consumed // signals taken by wait nodes since the last write
 	events   []queued
 	evbuf    [4]queued
 
@@ -83,11 +84,17 @@ func (r *runner[In, Data]) execute() (*Result[Data], error) {
 }
 
 func (r *runner[In, Data]) nodes() error {
-	for i := range r.w.nodes {
-		if r.run.Steps[i].Status.Done() {
+	for i := range r.w.regular {
+		st := &r.run.Steps[i]
+		if st.Status.Done() {
 			continue
 		}
-		if r.e.draining.Load() && r.run.Steps[i].Status == StatusPending {
+		if st.Status == StatusFailed {
+			// Failed while the run runs: it was compensating when its
+			// engine stopped. The undos go on.
+			return r.compensate(r.stepErrorOf(i))
+		}
+		if r.e.draining.Load() && st.Status == StatusPending {
 			// Shutdown: the attempt before has ended; the run stops here,
 			// resumable, its lease given back.
 			return r.interrupt(i, 0, time.Now(), ErrClosed)
@@ -97,13 +104,26 @@ func (r *runner[In, Data]) nodes() error {
 		}
 	}
 	if r.run.Status == StatusRunning { // no node was left to finish it
-		if err := r.setRun(StatusCompleted, nil); err != nil {
-			return err
-		}
-		r.queueRun(EventWorkflowComplete, nil)
-		return r.write()
+		return r.finish()
 	}
 	return nil
+}
+
+// finish completes the run: its last regular node is done. The undos it
+// has are skipped: nothing failed.
+func (r *runner[In, Data]) finish() error {
+	for j := r.w.regular; j < len(r.w.nodes); j++ {
+		if r.run.Steps[j].Status == StatusPending {
+			if err := r.skip(j, false); err != nil {
+				return err
+			}
+		}
+	}
+	if err := r.setRun(StatusCompleted, nil); err != nil {
+		return err
+	}
+	r.queueRun(EventWorkflowComplete, nil)
+	return r.write()
 }
 
 // leased reports whether, after execute, the store still has the run leased
@@ -113,7 +133,7 @@ func (r *runner[In, Data]) leased() bool { return r.holding && !r.unstored }
 // node executes node i until it completes, is skipped, or fails.
 func (r *runner[In, Data]) node(i int) error {
 	n, st := r.w.nodes[i], &r.run.Steps[i]
-	last := i == len(r.w.nodes)-1
+	last := i == r.w.regular-1
 	if st.Status == StatusPending && n.when != nil {
 		run, err := r.when(n)
 		if err != nil {
@@ -122,6 +142,9 @@ func (r *runner[In, Data]) node(i int) error {
 		if !run {
 			return r.skip(i, last)
 		}
+	}
+	if n.wait != nil {
+		return r.waitNode(i, n, last)
 	}
 	if st.Status == StatusRunning && n.kind == KindCommit && n.opts.atMostOnce {
 		// Started by an earlier execution, which stopped before it ended.
@@ -166,7 +189,7 @@ func (r *runner[In, Data]) failed(i, attempt int, start time.Time, err error) (t
 			// happened, so nothing is recorded, and a commit that never
 			// ran is not started.
 			attempt = 0
-			if n.kind == KindCommit && len(st.Attempts) == 0 {
+			if n.kind.Effect() && len(st.Attempts) == 0 {
 				if err := r.setNode(i, StatusPending); err != nil {
 					return start, true, err
 				}
@@ -214,19 +237,29 @@ func (r *runner[In, Data]) retry(i, attempt int, d, delay time.Duration, cause e
 	return next, err != nil, err
 }
 
-// when evaluates n's predicate on the data so far.
-func (r *runner[In, Data]) when(n *node[In, Data]) (bool, error) {
+// ctxOf returns a context for code of node n that runs on the run's
+// goroutine (When predicates, waits), on the data so far.
+func (r *runner[In, Data]) ctxOf(n *node[In, Data]) (*Ctx[In, Data], error) {
 	if r.data == nil {
 		r.data = new(Data)
 		if err := json.Unmarshal(r.snap, r.data); err != nil {
 			r.data = nil
-			return false, Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode: %w", ErrCorrupt, r.run.ID, err))
+			return nil, Permanent(fmt.Errorf("%w: run %s: data snapshot does not decode: %w", ErrCorrupt, r.run.ID, err))
 		}
 	}
 	c := &Ctx[In, Data]{Input: r.in, Data: r.data, run: &r.info, step: n.name}
 	c.ac.parent = r.ctx
+	return c, nil
+}
+
+// when evaluates n's predicate on the data so far.
+func (r *runner[In, Data]) when(n *node[In, Data]) (bool, error) {
+	c, err := r.ctxOf(n)
+	if err != nil {
+		return false, err
+	}
 	var ok bool
-	err := safeCall(func() error { ok = n.when(c); return nil })
+	err = safeCall(func() error { ok = n.when(c); return nil })
 	if err != nil {
 		r.data = nil
 		return false, Permanent(fmt.Errorf("When predicate of %q: %w", n.name, err))
@@ -259,13 +292,9 @@ func (r *runner[In, Data]) complete(i, attempt int, start time.Time, last bool) 
 	r.finished++
 	r.queueStep(EventStepComplete, i, attempt, now.Sub(start), 0, nil)
 	if last {
-		if err := r.setRun(StatusCompleted, nil); err != nil {
-			return err
-		}
-		r.queueRun(EventWorkflowComplete, nil)
-		return r.write()
+		return r.finish()
 	}
-	if n.kind == KindCommit {
+	if n.kind.Effect() {
 		// Durable before anything else happens, its events included.
 		return r.write()
 	}
@@ -281,11 +310,7 @@ func (r *runner[In, Data]) skip(i int, last bool) error {
 	r.finished++
 	r.queueStep(EventStepSkipped, i, 0, 0, 0, nil)
 	if last {
-		if err := r.setRun(StatusCompleted, nil); err != nil {
-			return err
-		}
-		r.queueRun(EventWorkflowComplete, nil)
-		return r.write()
+		return r.finish()
 	}
 	return nil
 }
@@ -306,6 +331,15 @@ func (r *runner[In, Data]) failNode(i, attempt int, start time.Time, cause error
 	r.addAttempt(i, Attempt{Number: attempt, StartedAt: start, Duration: d, Error: cause.Error(), Stack: stackOf(cause)})
 	st.FinishedAt, st.InFlight = time.Now(), time.Time{}
 	serr := &StepError{RunID: r.run.ID, Workflow: r.w.name, Step: st.Name, Index: i, Attempt: attempt, Err: cause}
+	if i < r.w.regular && r.undoes() {
+		// The undos of the commits that completed run first; the run
+		// fails after them.
+		r.queueStep(EventStepError, i, attempt, d, 0, cause)
+		if err := r.write(); err != nil {
+			return err
+		}
+		return r.compensate(serr)
+	}
 	if err := r.setRun(StatusFailed, serr); err != nil {
 		return err
 	}

@@ -29,11 +29,15 @@ type Filter = driver.Filter
 // RunPage is one page of [Engine.List].
 type RunPage = driver.RunPage
 
-// Kind tells a step from a commit.
+// Kind tells a step from a commit, a sleep, a wait and an undo.
 type Kind = driver.Kind
 
-// Node kinds.
+// Node kinds: see [Workflow.Step], [Workflow.Commit], [Workflow.Sleep],
+// [Workflow.WaitSignal] and [Undo].
 const (
 	KindStep   = driver.KindStep
 	KindCommit = driver.KindCommit
+	KindSleep  = driver.KindSleep
+	KindWait   = driver.KindWait
+	KindUndo   = driver.KindUndo
 )

@@ -8,7 +8,10 @@ import (
 	"fmt"
 	"hash"
 	"reflect"
+	"slices"
 	"time"
+
+	"github.com/flux-go/flux/driver"
 )
 
 // Handler is the code of a step or commit. It reads c.Input, reads and
@@ -32,6 +35,13 @@ type Workflow[In, Data any] struct {
 	// checkInput is set when the JSON of an In might not decode back
 	// into an In: Execute then checks each input.
 	checkInput bool
+	// regular is how many nodes are not undos: the undos of the commits
+	// that have one follow them, in reverse order of the commits.
+	regular int
+	undos   int
+	waits   bool // it has sleeps or waits: Execute registers it, for its runs to be woken
+	limit   driver.Limit
+	keyOf   func(In) string // ConcurrencyKey
 }
 
 type node[In, Data any] struct {
@@ -40,6 +50,8 @@ type node[In, Data any] struct {
 	fn   Handler[In, Data]
 	opts stepOptions
 	when func(*Ctx[In, Data]) bool
+	wait *waitSpec[In, Data] // sleeps and waits
+	of   int                 // an undo: the index of its commit
 }
 
 // New starts the definition of a workflow named name.
@@ -84,16 +96,22 @@ func (w *Workflow[In, Data]) Commit(name string, fn Handler[In, Data], opts ...S
 
 func (w *Workflow[In, Data]) add(kind Kind, name string, fn Handler[In, Data], opts []StepOption) *Workflow[In, Data] {
 	n := &node[In, Data]{name: name, kind: kind, fn: fn}
-	where := fmt.Sprintf("%s %d (%q)", kind, len(w.nodes), name)
-	switch {
-	case name == "":
-		w.errs = append(w.errs, fmt.Errorf("%s: name is empty", where))
-	case w.index(name) >= 0:
-		w.errs = append(w.errs, fmt.Errorf("%s: duplicate name", where))
-	}
+	where := w.where(n)
 	if fn == nil {
 		w.errs = append(w.errs, fmt.Errorf("%s: handler is nil", where))
 	}
+	return w.insert(n, opts)
+}
+
+func (w *Workflow[In, Data]) where(n *node[In, Data]) string {
+	return fmt.Sprintf("%s %d (%q)", n.kind, w.regular, n.name)
+}
+
+// insert checks a new regular node and its options and appends it, with
+// its undo if it has one.
+func (w *Workflow[In, Data]) insert(n *node[In, Data], opts []StepOption) *Workflow[In, Data] {
+	where := w.where(n)
+	w.checkName(where, n.name)
 	for _, o := range opts {
 		if o == nil {
 			continue
@@ -111,19 +129,73 @@ func (w *Workflow[In, Data]) add(kind Kind, name string, fn Handler[In, Data], o
 		}
 		n.when = pred
 	}
-	if n.opts.atMostOnce && kind != KindCommit {
+	if n.opts.atMostOnce && n.kind != KindCommit {
 		w.errs = append(w.errs, fmt.Errorf("%s: AtMostOnce applies to commits only", where))
 	}
-	w.nodes = append(w.nodes, n)
-	// Computed now, while the definition is built on one goroutine: runs
-	// executing concurrently then only read it. The running hash keeps
-	// adding a node constant in cost however long the workflow is.
+	if n.wait != nil && (n.opts.retries != nil || n.opts.timeout != nil || n.opts.backoff != nil) {
+		w.errs = append(w.errs, fmt.Errorf("%s: Retries, Timeout and Backoff do not apply to a %s; only When does", where, n.kind))
+	}
+	var undo *node[In, Data]
+	if n.opts.undo != nil {
+		fn, ok := n.opts.undo.(Handler[In, Data])
+		if f, isFunc := n.opts.undo.(func(*Ctx[In, Data]) error); isFunc {
+			fn, ok = f, true
+		}
+		switch {
+		case n.kind != KindCommit:
+			w.errs = append(w.errs, fmt.Errorf("%s: Undo applies to commits only", where))
+		case !ok:
+			w.errs = append(w.errs, fmt.Errorf("%s: Undo handler is a %T, want a flux.Handler[%T, %T]",
+				where, n.opts.undo, *new(In), *new(Data)))
+		default:
+			undo = &node[In, Data]{name: UndoName(n.name), kind: KindUndo, fn: fn, of: w.regular}
+			undo.opts.retries, undo.opts.timeout, undo.opts.backoff = n.opts.retries, n.opts.timeout, n.opts.backoff
+			w.checkName(fmt.Sprintf("undo of %s", where), undo.name)
+		}
+	}
+	// The regular nodes come first, then the undos in reverse order of
+	// their commits: a new undo goes right after the regular nodes.
+	w.nodes = slices.Insert(w.nodes, w.regular, n)
+	w.regular++
+	if undo != nil {
+		w.nodes = slices.Insert(w.nodes, w.regular, undo)
+		w.undos++
+	}
+	if n.wait != nil {
+		w.waits = true
+	}
+	w.hashNodes(n)
+	return w
+}
+
+func (w *Workflow[In, Data]) checkName(where, name string) {
+	switch {
+	case name == "":
+		w.errs = append(w.errs, fmt.Errorf("%s: name is empty", where))
+	case w.index(name) >= 0:
+		w.errs = append(w.errs, fmt.Errorf("%s: duplicate name", where))
+	}
+}
+
+// hashNodes updates the fingerprint after n was added. Computed now, while
+// the definition is built on one goroutine: runs executing concurrently
+// then only read it. Without undos the running hash keeps adding a node
+// constant in cost however long the workflow is; with them, the undos
+// (which come last) are hashed again each time.
+func (w *Workflow[In, Data]) hashNodes(n *node[In, Data]) {
 	if w.fpHash == nil {
 		w.fpHash = sha256.New()
 	}
 	fmt.Fprintf(w.fpHash, "%s\x00%s\x00", n.kind, n.name)
-	w.fp = hex.EncodeToString(w.fpHash.Sum(nil)[:12])
-	return w
+	if w.undos == 0 {
+		w.fp = hex.EncodeToString(w.fpHash.Sum(nil)[:12])
+		return
+	}
+	h := sha256.New()
+	for _, m := range w.nodes {
+		fmt.Fprintf(h, "%s\x00%s\x00", m.kind, m.name)
+	}
+	w.fp = hex.EncodeToString(h.Sum(nil)[:12])
 }
 
 func (w *Workflow[In, Data]) index(name string) int {
@@ -209,6 +281,7 @@ type stepOptions struct {
 	timeout    *time.Duration
 	backoff    *backoff
 	when       any
+	undo       any
 	atMostOnce bool
 	err        error
 }

@@ -35,14 +35,25 @@ func (s Status) Final() bool {
 // skipped.
 func (s Status) Done() bool { return s == StatusCompleted || s == StatusSkipped }
 
-// Kind tells a step from a commit.
+// Kind tells a step from a commit, a sleep, a wait and an undo.
 type Kind string
 
 // Node kinds.
 const (
 	KindStep   Kind = "step"
 	KindCommit Kind = "commit"
+	// KindSleep waits until a time; KindWait waits for a signal or an
+	// event, with a timeout.
+	KindSleep Kind = "sleep"
+	KindWait  Kind = "wait"
+	// KindUndo is a commit's compensation: it runs, in reverse order of
+	// the commits, when a run fails after its commit completed.
+	KindUndo Kind = "undo"
 )
+
+// Effect reports whether nodes of kind k are side effects that must land
+// once: commits and undos.
+func (k Kind) Effect() bool { return k == KindCommit || k == KindUndo }
 
 // Run is the stored view of a run: what Store.Get returns. Input and Data
 // are JSON.
