@@ -237,6 +237,16 @@ type NodeInfo struct {
 	Backoff    *BackoffInfo  `json:"backoff,omitempty"`
 	When       bool          `json:"when,omitempty"` // has a When predicate
 	AtMostOnce bool          `json:"atMostOnce,omitempty"`
+	// Sleep is a sleep's duration (zero for SleepUntil, whose time comes
+	// from the data).
+	Sleep time.Duration `json:"sleep,omitempty"`
+	// Signal is the signal (WaitSignal) or event (WaitEvent, with Event
+	// set) a wait receives; WaitTimeout its timeout, zero for none.
+	Signal      string        `json:"signal,omitempty"`
+	Event       bool          `json:"event,omitempty"`
+	WaitTimeout time.Duration `json:"waitTimeout,omitempty"`
+	// Undoes is, for an undo node, the name of the commit it compensates.
+	Undoes string `json:"undoes,omitempty"`
 }
 
 // BackoffInfo is a node's backoff setting; zero Base means no backoff.
@@ -249,7 +259,11 @@ type BackoffInfo struct {
 func (w *Workflow[In, Data]) Describe() Description {
 	d := Description{Name: w.name, Fingerprint: w.fingerprint()}
 	for _, n := range w.nodes {
-		d.Nodes = append(d.Nodes, n.info())
+		ni := n.info()
+		if n.kind == KindUndo {
+			ni.Undoes = w.nodes[n.of].name
+		}
+		d.Nodes = append(d.Nodes, ni)
 	}
 	return d
 }
@@ -261,6 +275,9 @@ func (n *node[In, Data]) info() NodeInfo {
 	}
 	if b := n.opts.backoff; b != nil {
 		ni.Backoff = &BackoffInfo{Base: b.base, Max: b.max}
+	}
+	if w := n.wait; w != nil {
+		ni.Sleep, ni.Signal, ni.Event, ni.WaitTimeout = w.d, w.name, w.key != nil, w.timeout
 	}
 	return ni
 }
