@@ -69,16 +69,19 @@ func runBench(ctx context.Context, args []string) error {
 	c := fs.Int("concurrency", 32, "runs executing at once")
 	seq := fs.Int("sequential", 1000, "runs measured one at a time for the latency figures")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measurement to this file")
-	workload := fs.String("workload", "w1", "w1 (short runs, throughput), long (W2: runs of --steps steps, time and bytes per step) or start (background execution)")
+	workload := fs.String("workload", "w1", "w1 (short runs, throughput), long (W2: runs of --steps steps, time and bytes per step), start (background execution) or waits (durable sleeps)")
 	processes := fs.Int("processes", 1, "start: worker processes draining the started runs (more than one needs PostgreSQL)")
 	steps := fs.Int("steps", 100, "long: steps per run")
 	baseline := fs.Bool("baseline", false, "w1: instead of Flux, measure the raw baseline: the same three durable writes per run, group-committed by one writer (sqlite or postgres)")
+	park := fs.Duration("park", 30*time.Second, "waits: the first run's sleep ends this long after the start (time to park them all)")
+	spread := fs.Duration("spread", 0, "waits: the runs' sleeps end evenly over this duration after the first (0: all at once)")
 	dataBytes := fs.Int("data-bytes", 100, "long: bytes each step appends to the run's data (0: each step changes the data without growing it)")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), `usage: flux bench [--storage memory|sqlite|postgres] [--db PATH] [--postgres URL] [--workflows N] [--concurrency C]
        flux bench --baseline [--workflows N] [--concurrency C] --storage sqlite|postgres [store flags]
        flux bench --workload long [--steps N] [--data-bytes B] [--workflows R] [store flags]
        flux bench --workload start [--workflows N] [--processes P] [--concurrency C] [store flags]
+       flux bench --workload waits [--workflows N] [--park D] [--spread D] [--concurrency C] [store flags]
 
 W1 (the default) runs two steps and one commit, trivial work, small data, N times at concurrency C,
 then a sequential series, and prints runs/s, steps/s, sequential p50/p99 latency and peak RSS.
@@ -86,6 +89,8 @@ W2 (--workload long) runs R runs (default 1) of N steps one after the other, eac
 B bytes to the run's data, and prints the time per step and the bytes written and stored per step.
 The start workload stores N runs with flux.Start, has P worker processes of C workers each drain them,
 counts their commits (once each), then measures Start to the first step's start and an idle engine's calls.
+The waits workload starts N runs that sleep until --park after the start (spread evenly over --spread),
+counts the goroutines while all wait, and prints how late the engine (C workers) woke them and wakes/s.
 --baseline measures, instead of Flux, a loop doing W1's three durable writes per run with the same
 group commit, in a table of its own (baseline_runs): the figure to hold Flux's W1 against.`)
 		fs.PrintDefaults()
@@ -123,6 +128,16 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 		}
 		fmt.Println(res)
 		return nil
+	case "waits":
+		if *park <= 0 || *spread < 0 {
+			return fmt.Errorf("--park must be positive and --spread not negative")
+		}
+		res, err := benchWaits(ctx, so, *n, *c, *park, *spread)
+		if err != nil {
+			return err
+		}
+		fmt.Println(res)
+		return nil
 	case "start-worker": // a child of --workload start
 		return startWorker(ctx, so, *c)
 	case "long":
@@ -133,7 +148,7 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 			*n = 1
 		}
 	default:
-		return fmt.Errorf("unknown --workload %q: want w1, long or start", *workload)
+		return fmt.Errorf("unknown --workload %q: want w1, long, start or waits", *workload)
 	}
 	if *baseline {
 		if *workload != "w1" {
