@@ -123,6 +123,7 @@ func writeRunTable(out io.Writer, run *flux.Run) error {
 	if err := writeAttempts(out, run); err != nil {
 		return err
 	}
+	writeWaits(out, run)
 	if run.Error != "" {
 		fmt.Fprintf(out, "\nerror: %s\n", run.Error)
 	}
@@ -201,4 +202,39 @@ func formatDuration(d time.Duration) string {
 		return d.Round(10 * time.Microsecond).String()
 	}
 	return d.Round(10 * time.Millisecond).String()
+}
+
+// writeWaits prints what a waiting run waits for, and the run's signals.
+func writeWaits(out io.Writer, run *flux.Run) {
+	if wi, ok := flux.Waiting(run); ok {
+		what := "sleeping"
+		switch {
+		case wi.Key != "":
+			what = fmt.Sprintf("waiting for event %q with key %q", wi.Signal, wi.Key)
+		case wi.Signal != "":
+			what = fmt.Sprintf("waiting for signal %q", wi.Signal)
+		}
+		until := "with no timeout"
+		if !wi.Until.IsZero() {
+			until = "until " + wi.Until.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(out, "\n%s at %q %s\n", what, wi.Node, until)
+	}
+	if len(run.Signals) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSIGNAL\tSENT\tRECEIVED BY\tPAYLOAD")
+	for _, sg := range run.Signals {
+		by := "(in inbox)"
+		if sg.Node >= 0 && sg.Node < len(run.Steps) {
+			by = run.Steps[sg.Node].Name
+		}
+		payload := string(sg.Payload)
+		if len(payload) > 60 {
+			payload = payload[:57] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", sg.Name, sg.SentAt.Local().Format(attemptTime), by, payload)
+	}
+	_ = tw.Flush()
 }
