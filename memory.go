@@ -25,11 +25,27 @@ import (
 // finish, a tenth of the bound at a time; [MemoryKeepFinished] changes the
 // bound. The engine's
 // [Retention] applies as well.
+//
+// It keeps signals ([driver.Signaler]) and schedules ([driver.Scheduler])
+// too, and finds due waiting runs without looking at those still asleep
+// (see memory_waits.go).
 type MemoryStorage struct {
-	mu         sync.RWMutex // over runs, unfinished and closed
-	runs       map[string]*memRun
-	unfinished map[string]*memRun // the runs ClaimExpired looks at
+	mu   sync.RWMutex // over runs, unfinished and closed
+	runs map[string]*memRun
+	// unfinished are the runs ClaimExpired scans: the unfinished runs but
+	// the free waiting ones, which are in waits.
+	unfinished map[string]*memRun
 	closed     bool
+
+	limitMu sync.Mutex // held by ClaimExpired under limits
+
+	wmu   sync.Mutex                      // over waits
+	waits map[string]*memWakeQueue        // the free waiting runs of each workflow, by wake time
+	kmu   sync.Mutex                      // over keys
+	keys  map[string]map[*memRun]struct{} // the unfinished runs by wait key
+
+	smu       sync.Mutex // over schedules
+	schedules map[string]driver.Schedule
 
 	keep     int          // most finished runs kept of each outcome; <= 0: all
 	fmu      sync.Mutex   // over finished
@@ -51,15 +67,26 @@ func (m *MemoryStorage) Wakeups() (<-chan struct{}, func()) { return m.wakes.Sub
 // the first node), its nodes, and the data each node left.
 type memRun struct {
 	mu      sync.Mutex
-	head    driver.Run
+	head    driver.Run // its Signals are in signals
 	steps   []driver.StepState
 	data    []memData // by node index
 	changed uint64    // the number of its last write, for Changes
+
+	// never: the run waits for a signal only (head.WakeAt is zero).
+	never   bool
+	signals []driver.Signal // by Seq, their payloads the store's own
+	// wgen is the run's wait generation (see track); queued says whether
+	// an entry of this generation is in its workflow's wake queue; keyed
+	// is the wait key it is indexed under.
+	wgen   atomic.Uint64
+	queued bool
+	keyed  string
 }
 
 // NewMemoryStorage returns an empty in-memory storage.
 func NewMemoryStorage(opts ...MemoryOption) *MemoryStorage {
-	m := &MemoryStorage{runs: make(map[string]*memRun), unfinished: make(map[string]*memRun), keep: DefaultMemoryKeepFinished}
+	m := &MemoryStorage{runs: make(map[string]*memRun), unfinished: make(map[string]*memRun), keep: DefaultMemoryKeepFinished,
+		waits: make(map[string]*memWakeQueue), keys: make(map[string]map[*memRun]struct{})}
 	for _, o := range opts {
 		if o != nil {
 			o(m)
@@ -103,11 +130,20 @@ func (m *MemoryStorage) all() ([]*memRun, error) {
 	return runs, nil
 }
 
-// Close implements [driver.Store]: it drops every run.
+// Close implements [driver.Store]: it drops every run and schedule.
 func (m *MemoryStorage) Close() error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.closed, m.runs = true, nil
+	m.closed, m.runs, m.unfinished = true, nil, nil
+	m.mu.Unlock()
+	m.wmu.Lock()
+	m.waits = nil
+	m.wmu.Unlock()
+	m.kmu.Lock()
+	m.keys = nil
+	m.kmu.Unlock()
+	m.smu.Lock()
+	m.schedules = nil
+	m.smu.Unlock()
 	return nil
 }
 
@@ -138,7 +174,8 @@ func keepData(d *driver.NodeData) memData {
 func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver.Written, error) {
 	src := p.Run
 	c := &memRun{head: *src}
-	c.head.Steps, c.head.Input, c.head.Data = nil, cloneBytes(src.Input), cloneBytes(src.Data)
+	c.head.Steps, c.head.Input, c.head.Data, c.head.Signals = nil, cloneBytes(src.Input), cloneBytes(src.Data), nil
+	c.setWake(src.Status, src.WakeAt, c.head.SignalSeq)
 	c.steps = make([]driver.StepState, len(src.Steps))
 	for i, s := range src.Steps {
 		s.Attempts = slices.Clone(s.Attempts)
@@ -168,9 +205,12 @@ func (m *MemoryStorage) Create(_ context.Context, p driver.CreateParams) (driver
 	}
 	c.changed = m.changes.Add(1)
 	m.runs[src.ID] = c
-	if !c.head.Status.Final() {
+	if memScanned(&c.head) {
 		m.unfinished[src.ID] = c
 	}
+	c.mu.Lock()
+	m.track(c)
+	c.mu.Unlock()
 	if driver.NeedsOwner(c.head.Status, c.head.Owner) {
 		defer m.wakes.Signal()
 	}
@@ -188,22 +228,18 @@ func (m *MemoryStorage) Checkpoint(_ context.Context, p driver.CheckpointParams)
 		m.changeMu.RUnlock()
 		return driver.Written{}, err
 	}
-	wasFinal := r.head.Status.Final()
+	wasScanned := memScanned(&r.head)
 	w, finished, err := r.checkpoint(p)
-	reopened := wasFinal && !r.head.Status.Final()
+	moved := false
 	if err == nil {
 		r.changed = m.changes.Add(1)
+		m.track(r)
+		moved = memScanned(&r.head) != wasScanned
 	}
 	r.mu.Unlock()
 	m.changeMu.RUnlock()
-	if finished || reopened {
-		m.mu.Lock()
-		if finished {
-			delete(m.unfinished, p.ID)
-		} else if m.runs[p.ID] == r {
-			m.unfinished[p.ID] = r
-		}
-		m.mu.Unlock()
+	if moved {
+		m.place(p.ID, r)
 	}
 	if finished {
 		m.finish(p.ID, p.Header.Status, p.Header.FinishedAt)
@@ -220,20 +256,28 @@ func (r *memRun) checkpoint(p driver.CheckpointParams) (driver.Written, bool, er
 	if err := r.check(p.ID, p.Owner, p.Version); err != nil {
 		return driver.Written{}, false, err
 	}
+	nodes := len(r.steps)
+	if p.Header != nil {
+		nodes = p.Header.Nodes
+	}
+	for _, n := range p.Nodes { // before any change: a failed write changes nothing
+		if n.Index < 0 || n.Index >= nodes {
+			return driver.Written{}, false, fmt.Errorf("flux: checkpoint of run %s changes node %d of %d", p.ID, n.Index, nodes)
+		}
+	}
 	finished := false
 	if h := p.Header; h != nil {
 		finished = h.Status.Final() && !r.head.Status.Final()
 		r.head.Status, r.head.Error, r.head.Fingerprint = h.Status, h.Error, h.Fingerprint
 		r.head.UpdatedAt, r.head.FinishedAt, r.head.Summary = h.UpdatedAt, h.FinishedAt, h.Summary
+		r.head.WaitKey = h.WaitKey
+		r.setWake(h.Status, h.WakeAt, h.SignalSeq)
 		if h.Nodes != len(r.steps) {
 			r.steps = slices.Grow(r.steps[:min(h.Nodes, len(r.steps))], h.Nodes)[:h.Nodes]
 			r.data = slices.Grow(r.data[:min(h.Nodes, len(r.data))], h.Nodes)[:h.Nodes]
 		}
 	}
 	for _, n := range p.Nodes {
-		if n.Index < 0 || n.Index >= len(r.steps) {
-			return driver.Written{}, false, fmt.Errorf("flux: checkpoint of run %s changes node %d of %d", p.ID, n.Index, len(r.steps))
-		}
 		s := &r.steps[n.Index]
 		if n.Replace {
 			s.Attempts, r.data[n.Index] = nil, memData{}
@@ -250,6 +294,7 @@ func (r *memRun) checkpoint(p driver.CheckpointParams) (driver.Written, bool, er
 			r.data[n.Index] = keepData(n.Data)
 		}
 	}
+	r.consume(p.Consume)
 	return r.written(p.Lease), finished, nil
 }
 
@@ -305,6 +350,7 @@ func (r *memRun) whole() (*driver.Run, error) {
 		s.Attempts = slices.Clone(s.Attempts)
 		c.Steps[i] = s
 	}
+	c.Signals = r.copySignals()
 	return c, nil
 }
 
@@ -393,42 +439,20 @@ func (m *MemoryStorage) Claim(_ context.Context, p driver.ClaimParams) (*Run, er
 	if err != nil {
 		return nil, err
 	}
-	defer r.mu.Unlock()
 	now := time.Now()
 	if !claimable(&r.head, p.Owner, now) {
+		defer r.mu.Unlock()
 		return nil, fmt.Errorf("%w: run %s is leased by %s until %s", ErrRunActive, p.ID, r.head.Owner, r.head.LeaseUntil.Format(time.RFC3339Nano))
 	}
-	return r.claim(p.Owner, p.Lease, now)
-}
-
-// ClaimExpired implements [driver.Store].
-func (m *MemoryStorage) ClaimExpired(_ context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
-	// Under the store's lock, then each run's (the order Prune takes them
-	// in), over the unfinished runs only, until the page is full.
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	if m.closed {
-		return nil, errMemoryClosed
+	wasScanned := memScanned(&r.head)
+	whole, err := r.claim(p.Owner, p.Lease, now)
+	m.track(r)
+	moved := memScanned(&r.head) != wasScanned
+	r.mu.Unlock()
+	if moved {
+		m.place(p.ID, r)
 	}
-	now := time.Now()
-	out := &driver.ClaimedRuns{}
-	for _, r := range m.unfinished {
-		if p.Limit > 0 && len(out.Runs) >= p.Limit {
-			break
-		}
-		r.mu.Lock()
-		h := &r.head
-		if (h.Status == StatusRunning || h.Status == StatusPending) && h.Owner != p.Owner &&
-			slices.Contains(p.Workflows, h.Workflow) && claimable(h, p.Owner, now) {
-			if whole, err := r.claim(p.Owner, p.Lease, now); err != nil {
-				out.Corrupt = append(out.Corrupt, err)
-			} else {
-				out.Runs = append(out.Runs, whole)
-			}
-		}
-		r.mu.Unlock()
-	}
-	return out, nil
+	return whole, err
 }
 
 // Extend implements [driver.Store].
@@ -463,13 +487,20 @@ func (m *MemoryStorage) Release(_ context.Context, p driver.ReleaseParams) error
 	if err != nil {
 		return err
 	}
-	defer r.mu.Unlock()
 	if r.head.Owner != p.Owner || p.Owner == "" {
+		defer r.mu.Unlock()
 		return fmt.Errorf("%w: run %s is owned by %q, not %q", ErrLeaseLost, p.ID, r.head.Owner, p.Owner)
 	}
+	wasScanned := memScanned(&r.head)
 	r.written(driver.ReleaseLease)
-	if !r.head.Status.Final() {
-		defer m.wakes.Signal()
+	m.track(r)
+	moved, unfinished := memScanned(&r.head) != wasScanned, !r.head.Status.Final()
+	r.mu.Unlock()
+	if moved {
+		m.place(p.ID, r)
+	}
+	if unfinished {
+		m.wakes.Signal()
 	}
 	return nil
 }
@@ -486,13 +517,12 @@ func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
 	defer func() {
 		if cancelled {
 			r.changed = m.changes.Add(1)
+			m.track(r)
 		}
 		r.mu.Unlock()
 		m.changeMu.RUnlock()
 		if cancelled {
-			m.mu.Lock()
-			delete(m.unfinished, p.ID)
-			m.mu.Unlock()
+			m.place(p.ID, r)
 			m.finish(p.ID, StatusCancelled, p.At)
 		}
 	}()
@@ -503,6 +533,7 @@ func (m *MemoryStorage) Cancel(_ context.Context, p driver.CancelParams) error {
 		return fmt.Errorf("%w: cannot cancel run %s: it is %s", ErrRunFinished, p.ID, r.head.Status)
 	}
 	r.head.Status, r.head.Error, r.head.UpdatedAt, r.head.FinishedAt = StatusCancelled, p.Error, p.At, p.At
+	r.head.WakeAt, r.never = time.Time{}, false
 	for i := range r.steps {
 		r.steps[i].InFlight = time.Time{}
 	}

@@ -35,7 +35,8 @@ type scanner interface{ Scan(dest ...any) error }
 func scanHeader(s scanner) (sqlstore.Header, error) {
 	var h sqlstore.Header
 	err := s.Scan(&h.ID, &h.Workflow, &h.Fingerprint, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
-		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode)
+		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode,
+		&h.WakeAt, &h.WaitKey, &h.ConcurrencyKey, &h.SignalSeq)
 	return h, err
 }
 
@@ -57,6 +58,9 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 	if err := sqlstore.CheckRun(r); err != nil {
 		return driver.Written{}, fmt.Errorf("postgres: %w", err)
 	}
+	if err := sqlstore.CheckTime("WakeAt", r.WakeAt); err != nil {
+		return driver.Written{}, fmt.Errorf("postgres: run %s: %w", r.ID, err)
+	}
 	res := s.submit(ctx, &writeReq{create: &p})
 	switch {
 	case res.err != nil:
@@ -73,13 +77,17 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		return driver.Written{}, fmt.Errorf("postgres: checkpoint of run %s without its header", p.ID)
 	}
 	h := p.Header
-	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt)); err != nil {
+	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt),
+		sqlstore.CheckTime("WakeAt", h.WakeAt)); err != nil {
 		return driver.Written{}, fmt.Errorf("postgres: run %s: %w", p.ID, err)
 	}
 	for _, n := range p.Nodes {
 		if n.Index < 0 || n.Index >= h.Nodes {
 			return driver.Written{}, fmt.Errorf("postgres: checkpoint of run %s changes node %d of %d", p.ID, n.Index, h.Nodes)
 		}
+	}
+	if err := checkConsume(&p); err != nil {
+		return driver.Written{}, err
 	}
 	res := s.submit(ctx, &writeReq{checkpoint: &p})
 	switch {
@@ -136,13 +144,21 @@ func (s *Store) readLog(ctx context.Context, q pgx.Tx, h *sqlstore.Header) ([][]
 	return pgx.CollectRows(rows, pgx.RowTo[[]byte])
 }
 
-// readRows reads the log of the run of header h with q and replays it.
+// readRows reads the log and the signals of the run of header h with q and
+// replays it.
 func (s *Store) readRows(ctx context.Context, q pgx.Tx, h *sqlstore.Header) (*flux.Run, error) {
 	bodies, err := s.readLog(ctx, q, h)
 	if err != nil {
 		return nil, err
 	}
-	return sqlstore.Replay(h, bodies)
+	run, err := sqlstore.Replay(h, bodies)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.attachSignals(ctx, q, run); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 // Get implements [driver.Store].
@@ -425,77 +441,6 @@ func isFluxError(err error) bool {
 	return false
 }
 
-// ClaimExpired implements [driver.Store]. Runs that do not decode are left
-// alone and reported.
-func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
-	if s.closed.Load() {
-		return nil, errClosed
-	}
-	out := &driver.ClaimedRuns{}
-	if len(p.Workflows) == 0 {
-		return out, nil
-	}
-	limit := p.Limit
-	if limit <= 0 {
-		limit = 1 << 30
-	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		out.Runs, out.Corrupt = out.Runs[:0], out.Corrupt[:0]
-		rows, err := tx.Query(ctx, s.sql.expired, p.Workflows, limit, p.Owner, driver.OwnerEngine(p.Owner))
-		if err != nil {
-			return err
-		}
-		heads, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (sqlstore.Header, error) { return scanHeader(row) })
-		if err != nil || len(heads) == 0 {
-			return err
-		}
-		ids := make([]string, len(heads))
-		for i := range heads {
-			ids[i] = heads[i].ID
-		}
-		logs, err := s.readMany(ctx, tx, ids)
-		if err != nil {
-			return err
-		}
-		var good []string
-		byID := map[string]*flux.Run{}
-		for i := range heads {
-			h := &heads[i]
-			var run *flux.Run
-			err := checkHeader(h)
-			if err == nil {
-				run, err = sqlstore.Replay(h, logs[h.ID])
-			}
-			if err != nil {
-				out.Corrupt = append(out.Corrupt, err)
-				continue
-			}
-			good = append(good, h.ID)
-			byID[h.ID] = run
-		}
-		if len(good) == 0 {
-			return nil
-		}
-		rows, err = tx.Query(ctx, s.sql.claimIDs, good, p.Owner, leaseMicros(p.Lease))
-		if err != nil {
-			return err
-		}
-		var id string
-		var version, until int64
-		_, err = pgx.ForEachRow(rows, []any{&id, &version, &until}, func() error {
-			run := byID[id]
-			run.Owner, run.Version, run.LeaseUntil = p.Owner, version, sqlstore.Time(until)
-			out.Runs = append(out.Runs, run)
-			return nil
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claiming expired runs: %w", err)
-	}
-	return out, nil
-}
-
 // readMany reads the checkpoint rows of runs ids, by run, in order.
 func (s *Store) readMany(ctx context.Context, tx pgx.Tx, ids []string) (map[string][][]byte, error) {
 	logs := make(map[string][][]byte, len(ids))
@@ -626,6 +571,9 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, "DELETE FROM "+s.sql.deleteTrace, ids); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, s.sql.deleteSignals, ids); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, "DELETE FROM "+s.sql.runs+" WHERE id = ANY($1)", ids)

@@ -12,10 +12,12 @@ import (
 // Engines in every process hear of runs that need an owner through
 // LISTEN/NOTIFY on a channel of the store's schema. A notification is sent
 // in the transaction of the write (so it is heard once the write is
-// visible) when a run is stored pending and free, or an unfinished run's
-// lease is given back. Where notifications do not arrive (PgBouncer in
-// transaction mode, a dropped connection), engines still look every
-// Config.RecoveryInterval.
+// visible) when a run is stored pending and free, an unfinished run's
+// lease is given back (a run that goes to wait too: a signal may have made
+// it due, and the engines learn its next wake-up), or a signal makes a
+// free waiting run due (signals.go). Where notifications do not arrive
+// (PgBouncer in transaction mode, a dropped connection), engines still
+// look every Config.RecoveryInterval.
 
 // channelName is the notification channel of a schema: at most 63 bytes.
 func channelName(schema string) string {

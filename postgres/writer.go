@@ -151,7 +151,9 @@ func (s *Store) exec(batch []*writeReq) error {
 	// The statements are the same at every commit but for the length of
 	// their arrays: the plan made once serves them all. Left to choose,
 	// the server plans the CTEs anew each time.
-	b.Queue("BEGIN")
+	// READ COMMITTED: a checkpoint's update re-reads a row that a Signal
+	// changed meanwhile (see checkpointSQL).
+	b.Queue("BEGIN ISOLATION LEVEL READ COMMITTED")
 	b.Queue("SET LOCAL plan_cache_mode = force_generic_plan")
 	for _, st := range stmts {
 		if st[0].create != nil {
@@ -162,10 +164,18 @@ func (s *Store) exec(batch []*writeReq) error {
 			b.Queue(s.sql.create, createArgs(ps)...)
 		} else {
 			ps := make([]*driver.CheckpointParams, len(st))
+			consume := false
 			for i, r := range st {
 				ps[i] = r.checkpoint
+				consume = consume || len(r.checkpoint.Consume) > 0
 			}
-			b.Queue(s.sql.checkpoint, checkpointArgs(ps)...)
+			if consume {
+				// Only rounds that consume signals pay for the statement
+				// that can.
+				b.Queue(s.sql.checkpointConsume, append(checkpointArgs(ps), consumeArgs(ps)...)...)
+			} else {
+				b.Queue(s.sql.checkpoint, checkpointArgs(ps)...)
+			}
 		}
 	}
 	wakes := false
@@ -292,8 +302,11 @@ func createArgs(ps []*driver.CreateParams) []any {
 	input, initial := make([][]byte, n), make([][]byte, n)
 	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	body := make([][]byte, n)
+	wakeAt, signalSeq := make([]int64, n), make([]int64, n)
+	waitKey, concKey := make([]string, n), make([]string, n)
 	for i, p := range ps {
 		h := sqlstore.HeaderOf(p.Run)
+		wakeAt[i], waitKey[i], concKey[i], signalSeq[i] = h.WakeAt, h.WaitKey, h.ConcurrencyKey, h.SignalSeq
 		body[i] = sqlstore.EncodeCreate(p.Run, p.Data)
 		intr[i] = int32(h.Interrupted)
 		id[i], wf[i], fp[i], st[i], owner[i], errs[i], atNode[i] = h.ID, h.Workflow, h.Fingerprint, h.Status, h.Owner, h.Error, h.AtNode
@@ -301,7 +314,8 @@ func createArgs(ps []*driver.CreateParams) []any {
 		input[i], initial[i] = h.Input, h.Initial
 		nodes[i], done[i], atts[i], fails[i] = int32(h.Nodes), int32(h.Done), int32(h.Attempts), int32(h.Failures)
 	}
-	return []any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, intr, atNode, body}
+	return []any{id, wf, fp, st, owner, lease, created, updated, finished, errs, input, initial, nodes, done, atts, fails, intr, atNode, body,
+		wakeAt, waitKey, concKey, signalSeq}
 }
 
 func checkpointArgs(ps []*driver.CheckpointParams) []any {
@@ -311,8 +325,10 @@ func checkpointArgs(ps []*driver.CheckpointParams) []any {
 	version, updated, finished, lease := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	nodes, done, atts, fails, intr := make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n), make([]int32, n)
 	body := make([][]byte, n)
+	wakeAt, signalSeq, waitKey := make([]int64, n), make([]int64, n), make([]string, n)
 	for i, p := range ps {
 		h := p.Header
+		wakeAt[i], waitKey[i], signalSeq[i] = sqlstore.WakeNanos(h.Status, h.WakeAt), h.WaitKey, h.SignalSeq
 		body[i] = sqlstore.EncodeCheckpoint(h.Nodes, p.Nodes)
 		intr[i] = int32(h.Summary.Interrupted)
 		id[i], version[i], owner[i], st[i], errs[i], fp[i] = p.ID, p.Version, p.Owner, string(h.Status), h.Error, h.Fingerprint
@@ -320,5 +336,6 @@ func checkpointArgs(ps []*driver.CheckpointParams) []any {
 		nodes[i], done[i], atts[i], fails[i], atNode[i] = int32(h.Nodes), int32(h.Summary.Done), int32(h.Summary.Attempts),
 			int32(h.Summary.Failures), h.Summary.Node
 	}
-	return []any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease, intr, body}
+	return []any{id, version, owner, st, errs, fp, updated, finished, nodes, done, atts, fails, atNode, lease, intr, body,
+		wakeAt, waitKey, signalSeq}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
@@ -14,14 +15,19 @@ import (
 
 // headerColumns are the columns of runs, in the order scanHeader reads them.
 const headerColumns = `id, workflow, fingerprint, status, version, owner, lease_until, created_at, updated_at, finished_at,
-	error, input, initial_data, nodes, done, attempts, failures, interrupted, at_node`
+	error, input, initial_data, nodes, done, attempts, failures, interrupted, at_node,
+	wake_at, wait_key, concurrency_key, signal_seq`
+
+// headerValues are the placeholders of headerColumns in an INSERT.
+const headerValues = "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanHeader(s scanner) (sqlstore.Header, error) {
 	var h sqlstore.Header
 	err := s.Scan(&h.ID, &h.Workflow, &h.Fingerprint, &h.Status, &h.Version, &h.Owner, &h.LeaseUntil, &h.CreatedAt,
-		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode)
+		&h.UpdatedAt, &h.FinishedAt, &h.Error, &h.Input, &h.Initial, &h.Nodes, &h.Done, &h.Attempts, &h.Failures, &h.Interrupted, &h.AtNode,
+		&h.WakeAt, &h.WaitKey, &h.ConcurrencyKey, &h.SignalSeq)
 	return h, err
 }
 
@@ -70,13 +76,21 @@ func readLog(ctx context.Context, q querier, h *sqlstore.Header) ([][]byte, erro
 	})
 }
 
-// readRows reads the log of the run of header h and replays it.
+// readRows reads the log of the run of header h and replays it, and reads
+// its signals if it has any.
 func readRows(ctx context.Context, q querier, h *sqlstore.Header) (*flux.Run, error) {
 	bodies, err := readLog(ctx, q, h)
 	if err != nil {
 		return nil, err
 	}
-	return sqlstore.Replay(h, bodies)
+	run, err := sqlstore.Replay(h, bodies)
+	if err != nil {
+		return nil, err
+	}
+	if run.Signals, err = readSignals(ctx, q, h); err != nil {
+		return nil, err
+	}
+	return run, nil
 }
 
 func collect[T any](ctx context.Context, q querier, query string, args []any, scan func(scanner) (T, error)) ([]T, error) {
@@ -104,12 +118,18 @@ type rowWriter interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }
 
-// insertRows inserts a run's header and its one checkpoint row. It is how
-// a migration writes converted runs; Create uses the writer's prepared
-// statements.
+// columns0002 are the columns of runs in schema 0002, the first of
+// headerColumns: what the conversion of schema 0001 (migration 0002) writes,
+// before later migrations added columns with their defaults.
+const columns0002 = 19
+
+// insertRows inserts a run's header, as schema 0002 has it, and its one
+// checkpoint row. It is how migration 0002 writes converted runs; Create
+// uses the writer's prepared statements.
 func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, body []byte) error {
-	if _, err := db.ExecContext(ctx, "INSERT INTO runs ("+headerColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-		headerArgs(h)...); err != nil {
+	cols := strings.Split(headerColumns, ",")[:columns0002]
+	if _, err := db.ExecContext(ctx, "INSERT INTO runs ("+strings.Join(cols, ",")+") VALUES ("+headerValues[:3*columns0002-2]+")",
+		headerArgs(h)[:columns0002]...); err != nil {
 		return err
 	}
 	_, err := db.ExecContext(ctx, insertLog, h.ID, h.Version, body)
@@ -118,5 +138,6 @@ func insertRows(ctx context.Context, db rowWriter, h *sqlstore.Header, body []by
 
 func headerArgs(h *sqlstore.Header) []any {
 	return []any{h.ID, h.Workflow, h.Fingerprint, h.Status, h.Version, h.Owner, h.LeaseUntil, h.CreatedAt, h.UpdatedAt,
-		h.FinishedAt, h.Error, h.Input, h.Initial, h.Nodes, h.Done, h.Attempts, h.Failures, h.Interrupted, h.AtNode}
+		h.FinishedAt, h.Error, h.Input, h.Initial, h.Nodes, h.Done, h.Attempts, h.Failures, h.Interrupted, h.AtNode,
+		h.WakeAt, h.WaitKey, h.ConcurrencyKey, h.SignalSeq}
 }

@@ -21,9 +21,11 @@
 // A run is a header row in runs (what List reads) and rows in nodes,
 // attempts and node_data, in the layout package internal/sqlstore describes
 // and PostgreSQL shares: a checkpoint updates the header and writes the rows
-// that changed. Migrations are embedded and recorded in schema_migrations;
-// Open and New apply them, each in one transaction, so that a migration cut
-// off half-way is applied again whole by the next Open.
+// that changed. A run's signals are rows of signals, read only for runs that
+// had one; cron schedules are rows of schedules. Migrations are embedded and
+// recorded in schema_migrations; Open and New apply them, each in one
+// transaction, so that a migration cut off half-way is applied again whole
+// by the next Open.
 //
 // Several processes may open one file; each has its own writer, and SQLite
 // serialises them (busy_timeout). For many workers, use PostgreSQL.

@@ -24,8 +24,13 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 	if r.ID == "" {
 		return driver.Written{}, fmt.Errorf("sqlite: run has no ID")
 	}
-	if err := sqlstore.CheckRun(r); err != nil {
+	if err := errors.Join(sqlstore.CheckRun(r), sqlstore.CheckTime("WakeAt", r.WakeAt)); err != nil {
 		return driver.Written{}, fmt.Errorf("sqlite: %w", err)
+	}
+	for i := range r.Signals {
+		if err := checkSignal(r.Signals[i].Payload, r.Signals[i].SentAt); err != nil {
+			return driver.Written{}, fmt.Errorf("sqlite: run %s, signal %d: %w", r.ID, r.Signals[i].Seq, err)
+		}
 	}
 	h := sqlstore.HeaderOf(r)
 	h.Version, h.LeaseUntil = 1, 0
@@ -44,6 +49,11 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 		if _, err := t.insertLog.ExecContext(bg, r.ID, 1, sqlstore.EncodeCreate(r, p.Data)); err != nil {
 			return fmt.Errorf("sqlite: inserting run %s: %w", r.ID, err)
 		}
+		for i := range r.Signals {
+			if err := t.insertSig(r.ID, &r.Signals[i]); err != nil {
+				return err
+			}
+		}
 		w = driver.Written{Version: 1, LeaseUntil: sqlstore.Time(h.LeaseUntil)}
 		return nil
 	})
@@ -59,7 +69,8 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		return driver.Written{}, fmt.Errorf("sqlite: checkpoint of run %s without its header", p.ID)
 	}
 	h := p.Header
-	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt)); err != nil {
+	if err := errors.Join(sqlstore.CheckTime("UpdatedAt", h.UpdatedAt), sqlstore.CheckTime("FinishedAt", h.FinishedAt),
+		sqlstore.CheckTime("WakeAt", h.WakeAt)); err != nil {
 		return driver.Written{}, fmt.Errorf("sqlite: run %s: %w", p.ID, err)
 	}
 	for k := range p.Nodes {
@@ -71,6 +82,7 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 	// store's throughput.
 	body := sqlstore.EncodeCheckpoint(h.Nodes, p.Nodes)
 	status, updated, finished := string(h.Status), sqlstore.Nanos(h.UpdatedAt), sqlstore.Nanos(h.FinishedAt)
+	wake := sqlstore.WakeNanos(h.Status, h.WakeAt)
 	// A write by the run's owner that sets its lease or gives it up takes
 	// the short way: an UPDATE that returns nothing (SQLite builds a table
 	// for RETURNING). If the run stays running, the UPDATE also leaves
@@ -90,7 +102,7 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 			var err error
 			if running {
 				res, err = t.updateRunning.ExecContext(bg, h.Error, h.Fingerprint, updated, h.Nodes, h.Summary.Interrupted, until,
-					h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status)
+					h.Summary.Done, h.Summary.Attempts, h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, status, h.WaitKey)
 			} else {
 				stmt := t.updateOwned
 				if h.Error == "" {
@@ -98,7 +110,7 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 				}
 				res, err = stmt.ExecContext(bg, status, h.Error, h.Fingerprint, updated, finished, h.Nodes,
 					h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts, h.Summary.Failures,
-					h.Summary.Node, p.ID, p.Version, p.Owner)
+					h.Summary.Node, p.ID, p.Version, p.Owner, h.SignalSeq, wake, h.WaitKey)
 			}
 			if err != nil {
 				return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
@@ -112,7 +124,7 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		if !applied {
 			err := t.updateRun.QueryRowContext(bg, status, h.Error, h.Fingerprint, updated,
 				finished, h.Nodes, h.Summary.Interrupted, int64(p.Lease), until, h.Summary.Done, h.Summary.Attempts,
-				h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner).Scan(&lease, &version)
+				h.Summary.Failures, h.Summary.Node, p.ID, p.Version, p.Owner, h.SignalSeq, wake, h.WaitKey).Scan(&lease, &version)
 			if errors.Is(err, sql.ErrNoRows) {
 				return t.whyNot(p.ID, p.Version, p.Owner)
 			}
@@ -122,6 +134,9 @@ func (s *Store) Checkpoint(ctx context.Context, p driver.CheckpointParams) (driv
 		}
 		if _, err := t.insertLog.ExecContext(bg, p.ID, version, body); err != nil {
 			return fmt.Errorf("sqlite: updating run %s: %w", p.ID, err)
+		}
+		if err := t.consumeSignals(p.ID, p.Consume); err != nil {
+			return err
 		}
 		w = driver.Written{Version: version, LeaseUntil: sqlstore.Time(lease)}
 		return nil
@@ -237,7 +252,7 @@ func (s *Store) Claim(ctx context.Context, p driver.ClaimParams) (*flux.Run, err
 
 // claimRun reads the run of header h whole and gives owner its lease.
 func (t *txn) claimRun(h *sqlstore.Header, owner string, until time.Time) (*flux.Run, error) {
-	run, err := readRows(bg, t.conn, h)
+	run, err := readRows(bg, txnQuerier{t}, h)
 	if err != nil {
 		return nil, err
 	}
@@ -246,62 +261,6 @@ func (t *txn) claimRun(h *sqlstore.Header, owner string, until time.Time) (*flux
 	}
 	run.Owner, run.LeaseUntil = owner, sqlstore.Time(until.UnixNano())
 	return run, nil
-}
-
-// ClaimExpired implements [driver.Store].
-func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (*driver.ClaimedRuns, error) {
-	if s.isClosed() {
-		return nil, ErrClosed
-	}
-	out := &driver.ClaimedRuns{}
-	if len(p.Workflows) == 0 {
-		return out, nil
-	}
-	wfs, err := json.Marshal(p.Workflows)
-	if err != nil {
-		return nil, err
-	}
-	err = s.submit(ctx, func(t *txn) error {
-		out.Runs, out.Corrupt = out.Runs[:0], out.Corrupt[:0]
-		now := time.Now()
-		// ?1 the claimant, ?2 now, ?3 its engine ID, ?4 the workflows.
-		rows, err := t.expired.QueryContext(bg, p.Owner, now.UnixNano(), driver.OwnerEngine(p.Owner), string(wfs))
-		if err != nil {
-			return fmt.Errorf("sqlite: finding expired runs: %w", err)
-		}
-		var heads []sqlstore.Header
-		for rows.Next() && (p.Limit <= 0 || len(heads) < p.Limit+len(out.Corrupt)) {
-			h, err := scanHeader(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("sqlite: finding expired runs: %w", err)
-			}
-			heads = append(heads, h)
-		}
-		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
-			return fmt.Errorf("sqlite: finding expired runs: %w", err)
-		}
-		until := now.Add(p.Lease)
-		for i := range heads {
-			if p.Limit > 0 && len(out.Runs) >= p.Limit {
-				break
-			}
-			run, err := t.claimRun(&heads[i], p.Owner, until)
-			switch {
-			case errors.Is(err, flux.ErrCorrupt):
-				out.Corrupt = append(out.Corrupt, err)
-			case err != nil:
-				return err
-			default:
-				out.Runs = append(out.Runs, run)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Extend implements [driver.Store].
@@ -443,6 +402,9 @@ func (s *Store) Prune(ctx context.Context, p driver.PruneParams) (int, error) {
 		}
 		if _, err := t.conn.ExecContext(bg, "DELETE FROM trace_events WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
 			return fmt.Errorf("sqlite: pruning runs' trace events: %w", err)
+		}
+		if _, err := t.conn.ExecContext(bg, "DELETE FROM signals WHERE run_id IN (SELECT value FROM json_each(?))", string(list)); err != nil {
+			return fmt.Errorf("sqlite: pruning runs' signals: %w", err)
 		}
 		res, err := t.conn.ExecContext(bg, "DELETE FROM runs WHERE id IN (SELECT value FROM json_each(?))", string(list))
 		if err != nil {

@@ -78,4 +78,8 @@ var groups = []group{
 	{"Corrupt", corruptTests},
 	{"Sharing", sharingTests},
 	{"Closed", closedTests},
+	{"Wait", waitTests},
+	{"Signal", signalTests},
+	{"Limits", limitTests},
+	{"Schedules", scheduleTests},
 }

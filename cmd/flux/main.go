@@ -2,6 +2,7 @@
 //
 //	flux demo                 run the order-fulfillment example and print the run
 //	flux runs list|show ID    read runs from a store
+//	flux schedules list       list cron schedules; pause|resume|delete NAME
 //	flux migrate              apply storage migrations
 //	flux bench                measure throughput and latency
 //	flux dev                  serve the web viewer of a trace file or store

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"sync"
@@ -747,4 +748,117 @@ func TestBrowserNodeData(t *testing.T) {
 	b.waitFor("the data after b shows", `(() => { const p = document.querySelector('.node-data pre'); return p !== null && p.textContent.includes('"b"') && !p.textContent.includes('"c"') })()`, 30*time.Second)
 	evalJS[bool](b, `(() => { const s = document.getElementById('node-data-pick'); s.value = '2'; s.dispatchEvent(new Event('change')); return true })()`)
 	b.waitFor("the data after c shows", `(() => { const p = document.querySelector('.node-data pre'); return p !== null && p.textContent.includes('"c"') })()`, 30*time.Second)
+}
+
+// TestBrowserWaitingRun: over a store, a waiting run shows in the list and
+// its page says what it waits for, until when, and lists its signals; a
+// compensated run is marked so.
+func TestBrowserWaitingRun(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	e := newEngine(t, flux.Config{Storage: store, Workers: -1})
+	run := waitingRun(t, e, "approval-1")
+	if _, err := flux.Execute(context.Background(), e, tripFlow(false, nil), "lisbon", flux.RunID("trip-undone")); err == nil {
+		t.Fatal("the trip did not fail")
+	}
+	base := serve(t, NewStorageSource(store, "memory", StorageOptions{})).URL
+	b := newTab(t)
+
+	b.nav(base + "/")
+	b.waitFor("the waiting run shows in the list", `document.querySelector('tr[data-run="approval-1"][data-status="waiting"] td.wait') !== null`, 30*time.Second)
+	if txt := evalJS[string](b, `document.querySelector('tr[data-run="approval-1"] td.wait').textContent`); !strings.HasPrefix(txt, "waiting at sign-off for signal sign until ") {
+		t.Errorf("the waiting row says %q", txt)
+	}
+	colors := evalJS[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('table.runs .chip')].map(c => [c.dataset.status, getComputedStyle(c).backgroundColor]))`)
+	if colors["waiting"] != "rgb(237, 233, 254)" || colors["waiting"] == colors["failed"] {
+		t.Errorf("chip colours %v: want waiting in its own (#ede9fe)", colors)
+	}
+	evalJS[bool](b, `document.querySelector('.status-filter button[data-status="waiting"]').click(), true`)
+	b.waitFor("the waiting filter applies", `location.hash.includes('status=waiting') && document.querySelectorAll('table.runs tbody tr').length === 1 && document.querySelector('table.runs tbody tr').dataset.run === 'approval-1'`, 10*time.Second)
+
+	b.nav(runURL(base, "approval-1"))
+	b.waitFor("the wait banner shows", `document.querySelector('.run-view[data-status="waiting"] #wait-banner') !== null && document.querySelectorAll('table.signals tbody tr').length === 2`, 30*time.Second)
+	banner := evalJS[string](b, `document.getElementById('wait-banner').textContent`)
+	wantBanner := regexp.MustCompile(`^Waiting at sign-off for signal sign until (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) \(in (1d 23h|2d 0h)\)\.`)
+	m := wantBanner.FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("the banner says %q", banner)
+	}
+	// The time shown is the wait's timeout, in the page's time zone.
+	if shown := evalJS[string](b, fmt.Sprintf(`(() => { const d = new Date(%d); const p = (n, w) => String(n).padStart(w || 2, '0');
+		return d.getFullYear() + '-' + p(d.getMonth() + 1) + '-' + p(d.getDate()) + ' ' + p(d.getHours()) + ':' + p(d.getMinutes()) + ':' + p(d.getSeconds()) + '.' + p(d.getMilliseconds(), 3) })()`,
+		run.WakeAt.UnixMilli())); m[1] != shown {
+		t.Errorf("the banner's time %s, want the timeout %s", m[1], shown)
+	}
+	sigs := evalJS[[][]string](b, `[...document.querySelectorAll('table.signals tbody tr')].map(r => [...r.cells].map(c => c.textContent))`)
+	if len(sigs) != 2 || len(sigs[0]) != 6 {
+		t.Fatalf("signals table %q", sigs)
+	}
+	if r := sigs[0]; r[0] != "#1" || r[1] != "approve" || r[2] != "click-1" || r[4] != `{"by":"ana"}` || r[5] != "review" {
+		t.Errorf("the consumed signal's row: %q", r)
+	}
+	if r := sigs[1]; r[0] != "#2" || r[1] != "comment" || r[2] != "—" || r[5] != "in inbox" ||
+		!strings.HasPrefix(r[4], `{"text":"éé`) || !strings.HasSuffix(r[4], "…") || len([]rune(r[4])) != 120 {
+		t.Errorf("the inbox signal's row: %q", r)
+	}
+	nodes := evalJS[map[string]string](b, `Object.fromEntries([...document.querySelectorAll('svg.graph .node')].map(n => [n.dataset.name, n.dataset.status + ' ' + n.querySelector('.kind').textContent]))`)
+	if nodes["sign-off"] != "waiting WAIT" || nodes["review"] != "completed WAIT" || nodes["cool-off"] != "completed SLEEP" || nodes["prepare"] != "completed STEP" {
+		t.Errorf("graph nodes %v", nodes)
+	}
+	if sub := evalJS[string](b, `document.querySelector('svg.graph .node[data-name="sign-off"] .sub').textContent`); sub != "waiting · 48 h 0 m" {
+		t.Errorf("the waiting node says %q, want its 48h wait", sub)
+	}
+	if st := evalJS[string](b, `[...document.querySelectorAll('.tl-row[data-name="sign-off"]')].map(r => r.dataset.status).join()`); st != "waiting" {
+		t.Errorf("sign-off's timeline rows %q, want one waiting", st)
+	}
+
+	b.nav(runURL(base, "trip-undone"))
+	b.waitFor("the compensated run shows", `document.querySelector('.run-view[data-run="trip-undone"] #compensation') !== null`, 30*time.Second)
+	if c := evalJS[string](b, `document.getElementById('compensation').textContent`); c != "compensated" {
+		t.Errorf("compensation chip %q", c)
+	}
+	undos := evalJS[[]string](b, `[...document.querySelectorAll('svg.graph .node.k-undo')].map(n => n.querySelector('.kind').textContent + ' ' + n.querySelector('.sub').textContent)`)
+	if strings.Join(undos, "|") != "UNDO undoes hotel|UNDO undoes flight" {
+		t.Errorf("undo nodes %q", undos)
+	}
+	if n := evalJS[int](b, `document.querySelectorAll('.tl-row.mark[data-type="workflow:compensating"] .tl-mark').length`); n != 1 {
+		t.Errorf("%d compensation marks on the timeline, want 1", n)
+	}
+}
+
+// TestBrowserSchedules: the schedules view lists a store's schedules with
+// their next tick; over a trace it says schedules need a database.
+func TestBrowserSchedules(t *testing.T) {
+	t.Parallel()
+	store := flux.NewMemoryStorage()
+	e := newEngine(t, flux.Config{Storage: store, Workers: -1})
+	addSchedules(t, e, time.Now())
+	base := serve(t, NewStorageSource(store, "memory", StorageOptions{})).URL
+	b := newTab(t)
+	b.nav(base + "/")
+	b.waitFor("the runs list shows", `document.querySelector('.list-view') !== null`, 30*time.Second)
+	evalJS[bool](b, `document.getElementById('tab-schedules').click(), true`)
+	b.waitFor("the schedules show", `document.querySelector('tr[data-schedule="nightly"]') !== null && document.getElementById('tab-schedules').classList.contains('active')`, 30*time.Second)
+	rows := evalJS[map[string][]string](b, `Object.fromEntries([...document.querySelectorAll('table.schedules tbody tr')].map(r => [r.dataset.schedule, [...r.cells].map(c => c.textContent)]))`)
+	if len(rows) != 2 {
+		t.Fatalf("schedule rows %q, want hourly and nightly", rows)
+	}
+	n := rows["nightly"]
+	if len(n) != 8 || n[0] != "nightly" || n[1] != "nightly-report" || n[2] != "0 2 * * *" || n[3] != "Europe/Paris" || n[4] != "latest" || n[5] != "active" {
+		t.Errorf("nightly's row %q", n)
+	} else if !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \(in (\d+d \d+h|\d+h \d+m|\d+m \d+s|\d+s)\)$`).MatchString(n[7]) {
+		t.Errorf("nightly's next tick %q, want a time and how far it is", n[7])
+	}
+	if h := rows["hourly"]; len(h) != 8 || h[3] != "UTC" || h[5] != "paused" || h[7] != "— (paused)" || h[6] == "—" {
+		t.Errorf("the paused schedule's row %q", h)
+	}
+	evalJS[bool](b, `document.querySelector('tr[data-schedule="nightly"] td.wf a').click(), true`)
+	b.waitFor("the workflow link opens its runs", `location.hash.includes('workflow=nightly-report') && document.getElementById('tab-runs').classList.contains('active')`, 10*time.Second)
+
+	_, _, traceBase := sampleTrace(t)
+	b.nav(traceBase + "/#/schedules")
+	b.waitFor("a trace has no schedules", `document.getElementById('schedules-note') !== null`, 30*time.Second)
+	if note := evalJS[string](b, `document.getElementById('schedules-note').textContent`); !strings.HasPrefix(note, "Schedules need a database") {
+		t.Errorf("over a trace the schedules view says %q", note)
+	}
 }

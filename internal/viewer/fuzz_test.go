@@ -27,6 +27,11 @@ func FuzzTraceModel(f *testing.F) {
 {"type":"workflow:start","timestamp":3,"workflowId":"r","workflowName":"w"}
 {"type":"step:skipped","timestamp":4,"workflowId":"r","workflowName":"w","stepName":"t"}
 `))
+	f.Add([]byte(`{"type":"workflow:waiting","timestamp":4,"workflowId":"r","workflowName":"w","status":"waiting"}
+{"type":"step:complete","timestamp":2,"workflowId":"r","workflowName":"w","stepName":"undo:c","stepIndex":1}
+{"type":"workflow:compensating","timestamp":3,"workflowId":"r","workflowName":"w","status":"running"}
+{"type":"step:error","timestamp":1,"workflowId":"r","workflowName":"w","stepName":"c","stepIndex":0,"commit":true}
+`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		byRun := map[string][]traceEvent{}
 		c := newChunk()

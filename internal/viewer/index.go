@@ -83,6 +83,11 @@ func (e *runEntry) add(r *tracefile.Record, ref lineRef, wf string) {
 		e.setErr("", off)
 		e.setFailed("", off)
 		e.setDur(-1, off)
+	case string(flux.EventWorkflowWaiting):
+		e.setStatus(flux.StatusWaiting, off)
+	case string(flux.EventWorkflowCompensating):
+		// After the step:error that failed the run: its undos run.
+		e.setStatus(flux.StatusRunning, off)
 	case string(flux.EventWorkflowComplete), string(flux.EventWorkflowError), string(flux.EventWorkflowCancelled):
 		e.setStatus(runStatusOf(r.Type), off)
 		if r.Error != "" || r.Type == string(flux.EventWorkflowComplete) {

@@ -152,6 +152,16 @@ func buildRun(id string, evs []traceEvent, shape []shapeNode) *RunDetail {
 				d.DurationMs = &v
 			}
 			interrupt(r.Timestamp)
+		case string(flux.EventWorkflowWaiting):
+			// The run waits, holding no engine; a later workflow:start
+			// continues it. The trace does not say what it waits for.
+			d.Status = flux.StatusWaiting
+			d.Marks = append(d.Marks, Mark{Type: r.Type, At: r.Timestamp})
+		case string(flux.EventWorkflowCompensating):
+			// A node failed for good: the undos of the completed commits
+			// run, then the run fails.
+			d.Status, d.EndedAt = flux.StatusRunning, 0
+			d.Marks = append(d.Marks, Mark{Type: r.Type, At: r.Timestamp})
 		case string(flux.EventStepStart):
 			n := nodeAt(r)
 			n.Status = flux.StatusRunning
@@ -238,6 +248,8 @@ func buildRun(id string, evs []traceEvent, shape []shapeNode) *RunDetail {
 	if d.Nodes == nil {
 		d.Nodes = []Node{}
 	}
+	markUndos(d.Nodes)
+	d.Compensation = compensationOf(d.Status, d.Nodes)
 	return d
 }
 

@@ -7,6 +7,8 @@
 //	GET /api/state            the source: what it reads, indexing progress, malformed lines
 //	GET /api/runs?workflow=W&status=S1,S2&q=TEXT&limit=N&cursor=C   a page of runs, newest first
 //	GET /api/run?id=ID        one run: nodes, attempts, input, data, raw trace lines
+//	GET /api/schedules        the store's cron schedules with their next tick ({"supported": false}
+//	                          and a note for a trace file or a store that keeps none)
 //	GET /api/events           server-sent events: "change" when runs change
 //	GET /api/actions          {"enabled": bool, "base": URL}: whether the run page shows its
 //	                          retry, resume and cancel buttons to this request (see [Actions])
@@ -98,6 +100,7 @@ func New(src Source, opt Options) *Server {
 	s.mux.HandleFunc("GET /api/node-data", s.handleNodeData)
 	s.mux.HandleFunc("GET /api/events", s.handleEvents)
 	s.mux.HandleFunc("GET /api/actions", s.handleActions)
+	s.mux.HandleFunc("GET /api/schedules", s.handleSchedules)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

@@ -89,6 +89,26 @@ type RunSummary struct {
 	Retries    int         `json:"retries"`  // failed attempts that were retried
 	Error      string      `json:"error,omitempty"`
 	FailedStep string      `json:"failedStep,omitempty"`
+	// Wait says what a waiting run waits for; nil for a run that does not
+	// wait, or when the source cannot tell (a trace does not record it).
+	Wait *Wait `json:"wait,omitempty"`
+}
+
+// Wait is what a waiting run waits for (see flux.Waiting).
+type Wait struct {
+	Node  string    `json:"node"`
+	Index int       `json:"index"`          // of Node; -1 when unknown (in the runs list)
+	Kind  flux.Kind `json:"kind,omitempty"` // sleep or wait; "" when unknown
+	// Event is set for a wait for an event (WaitEvent), whose key is Key;
+	// otherwise Signal names the signal awaited, if any.
+	Event  bool   `json:"event,omitempty"`
+	Signal string `json:"signal,omitempty"`
+	Key    string `json:"key,omitempty"`
+	// SinceMs is when the node started waiting (epoch ms), 0 when unknown.
+	SinceMs int64 `json:"sinceMs,omitempty"`
+	// UntilMs is the end of the sleep or the wait's timeout (epoch ms); 0
+	// when the wait has no timeout.
+	UntilMs int64 `json:"untilMs,omitempty"`
 }
 
 // RunDetail is everything the run page shows.
@@ -111,6 +131,46 @@ type RunDetail struct {
 	NodeData bool `json:"nodeData,omitempty"`
 	// Partial is set when the source has not indexed all of the run yet.
 	Partial bool `json:"partial,omitempty"`
+	// Signals are the run's signals, consumed or in its inbox, in order
+	// (a storage source; a trace does not record them).
+	Signals []Signal `json:"signals,omitempty"`
+	// Compensation is set when undo nodes of the run started:
+	// "compensating" while they run, "compensated" once the run failed
+	// with its undos done, "compensation failed" when an undo failed.
+	Compensation string `json:"compensation,omitempty"`
+	// Marks are run events drawn on the timeline (the start of a
+	// compensation, a run going to wait), in time order.
+	Marks []Mark `json:"marks,omitempty"`
+}
+
+// Compensation states of a run (RunDetail.Compensation).
+const (
+	compensating       = "compensating"
+	compensated        = "compensated"
+	compensationFailed = "compensation failed"
+)
+
+// Signal is one signal of a run, as the run page lists it.
+type Signal struct {
+	Seq    int64  `json:"seq"`
+	Name   string `json:"name"`
+	Key    string `json:"key,omitempty"`
+	SentAt int64  `json:"sentAt"` // epoch ms
+	// Payload is the payload as compact JSON, cut to maxSignalPayload
+	// bytes (PayloadCut); PayloadBytes is its whole size.
+	Payload      string `json:"payload,omitempty"`
+	PayloadBytes int    `json:"payloadBytes"`
+	PayloadCut   bool   `json:"payloadCut,omitempty"`
+	// Node is the index of the node that consumed the signal, -1 while it
+	// is in the run's inbox; NodeName is that node's name.
+	Node     int    `json:"node"`
+	NodeName string `json:"nodeName,omitempty"`
+}
+
+// Mark is a run event on the timeline.
+type Mark struct {
+	Type string `json:"type"` // the trace event type: workflow:compensating or workflow:waiting
+	At   int64  `json:"at"`   // epoch ms
 }
 
 // Node is one step or commit of a run.
@@ -126,12 +186,24 @@ type Node struct {
 	MaxRetries  *int      `json:"maxRetries,omitempty"`
 	// Reached is false for a node the run never got to.
 	Reached bool `json:"reached"`
+	// WaitMs is how long a sleep or wait node waits: the time it waited,
+	// once done; while the run waits at it, the time from its start to
+	// UntilMs (nil when it has no timeout).
+	WaitMs *float64 `json:"waitMs,omitempty"`
+	// UntilMs is, for the node the run waits at, the end of the sleep or
+	// the wait's timeout (epoch ms); 0 for none.
+	UntilMs int64 `json:"untilMs,omitempty"`
+	// Undoes is, for an undo node, the commit it compensates.
+	Undoes string `json:"undoes,omitempty"`
 }
 
 // Attempt is one execution of a node.
 type Attempt struct {
-	Number  int         `json:"number"`
-	Status  flux.Status `json:"status"` // running, completed or failed; "interrupted" when it never finished
+	Number int `json:"number"`
+	// Status is running, completed or failed; "interrupted" when it never
+	// finished; waiting for the wait in progress of the node the run
+	// waits at (from StartMs, with no end).
+	Status  flux.Status `json:"status"`
 	StartMs int64       `json:"startMs"`
 	// EndMs is 0 while the attempt runs.
 	EndMs      int64   `json:"endMs,omitempty"`

@@ -34,6 +34,8 @@ type StorageSource struct {
 	workflows map[string]struct{}
 	skipped   map[string]map[int]bool // nodes seen skipped, by workflow
 	learned   map[string]time.Time    // when recent runs of a workflow were last looked at
+
+	now func() time.Time // the clock of the schedules' next ticks; tests set it
 }
 
 // learnRuns is how many recent runs of a workflow Run reads to tell its
@@ -50,7 +52,7 @@ func NewStorageSource(store flux.Storage, name string, opt StorageOptions) *Stor
 		opt.PollInterval = time.Second
 	}
 	return &StorageSource{store: store, name: name, opt: opt,
-		workflows: map[string]struct{}{}, skipped: map[string]map[int]bool{}, learned: map[string]time.Time{}}
+		workflows: map[string]struct{}{}, skipped: map[string]map[int]bool{}, learned: map[string]time.Time{}, now: time.Now}
 }
 
 // learn remembers the workflows and the conditional nodes of runs.
@@ -142,12 +144,18 @@ func summarize(r *flux.Run) RunSummary {
 		sum := r.Summary
 		s.Steps, s.Attempts, s.Retries = sum.Nodes, sum.Attempts-sum.Interrupted, sum.Failures
 		if r.Status == flux.StatusFailed {
-			s.FailedStep = sum.Node
+			// The summary's node is the last that ran: after a
+			// compensation, an undo, not the node that failed (which the
+			// error names).
+			if !strings.HasPrefix(sum.Node, undoPrefix) {
+				s.FailedStep = sum.Node
+			}
 			if s.Retries > 0 {
 				s.Retries-- // the last failure ended the run: not a retry
 			}
 		}
 	}
+	s.Wait = waitOf(r)
 	if !r.CreatedAt.IsZero() {
 		s.StartedAt = r.CreatedAt.UnixMilli()
 	}
@@ -218,6 +226,10 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 	for i, st := range r.Steps {
 		n := Node{Index: i, Name: st.Name, Kind: st.Kind, Status: st.Status, Attempts: make([]Attempt, 0, len(st.Attempts)),
 			Conditional: skipped[i] || st.Status == flux.StatusSkipped, Reached: st.Status != flux.StatusPending || len(st.Attempts) > 0 || !st.InFlight.IsZero()}
+		if st.Kind == flux.KindUndo {
+			// Skipped when the run did not fail: not a branch.
+			n.Conditional, n.Undoes = false, strings.TrimPrefix(st.Name, undoPrefix)
+		}
 		end := int64(0)
 		for _, a := range st.Attempts {
 			at := Attempt{Number: a.Number, Status: flux.StatusCompleted, StartMs: a.StartedAt.UnixMilli(),
@@ -247,11 +259,17 @@ func (s *StorageSource) Run(ctx context.Context, id string) (*RunDetail, error) 
 				n.Attempts = append(n.Attempts, Attempt{Number: len(st.Attempts) + 1, Status: flux.StatusRunning, StartMs: start})
 			}
 		}
+		waitNode(&n, &r.Steps[i], d.Wait)
 		d.Nodes = append(d.Nodes, n)
 	}
 	s.mu.Unlock()
 	if d.Nodes == nil {
 		d.Nodes = []Node{}
+	}
+	d.Signals = signalsOf(r)
+	d.Compensation = compensationOf(r.Status, d.Nodes)
+	if d.Compensation != "" {
+		d.Marks = compensationMark(r.Steps)
 	}
 	if raw, err := json.MarshalIndent(r, "", "  "); err == nil {
 		d.Raw = raw

@@ -83,6 +83,23 @@
     return Math.floor(m / 60) + " h " + (m % 60) + " m";
   }
 
+  // fmtRel tells how far time ms is from now: "in 3h 12m", "5m 2s ago".
+  function fmtRel(ms, now) {
+    if (!ms) return "";
+    const d = ms - (now || Date.now());
+    const sec = Math.floor(Math.abs(d) / 1000);
+    const m = Math.floor(sec / 60), hr = Math.floor(m / 60), days = Math.floor(hr / 24);
+    const span = sec < 60 ? sec + "s" : m < 60 ? m + "m " + (sec % 60) + "s" : hr < 24 ? hr + "h " + (m % 60) + "m" : days + "d " + (hr % 24) + "h";
+    return d >= 0 ? "in " + span : span + " ago";
+  }
+
+  // KINDS are the node kinds drawn with a badge of their own.
+  const KINDS = { step: "STEP", commit: "COMMIT", sleep: "SLEEP", wait: "WAIT", undo: "UNDO" };
+
+  function kindLabel(kind) {
+    return KINDS[kind] || String(kind || "step").toUpperCase();
+  }
+
   function fmtInt(n) {
     return Number(n || 0).toLocaleString("en-US");
   }
@@ -161,11 +178,15 @@
   //
   // #/?workflow=W&status=failed&q=text&cursor=C   runs list
   // #/run/ID                                       run page
+  // #/schedules                                    schedules
 
   function route() {
     const hash = location.hash.replace(/^#/, "") || "/";
     if (hash.startsWith("/run/")) {
       return { view: "run", id: decodeURIComponent(hash.slice(5).split("?")[0]) };
+    }
+    if (hash === "/schedules" || hash.startsWith("/schedules?")) {
+      return { view: "schedules" };
     }
     const q = hash.indexOf("?");
     const params = new URLSearchParams(q >= 0 ? hash.slice(q + 1) : "");
@@ -343,12 +364,13 @@
         h("td", { class: "id" }, h("a", { href: link, title: run.id }, clip(run.id, 40))),
         h("td", { class: "wf" }, run.workflow),
         h("td", { class: "num" }, fmtTime(run.startedAt)),
-        h("td", { class: "num" }, run.durationMs !== undefined ? fmtDur(run.durationMs) : run.status === "running" ? "…" : "—"),
+        h("td", { class: "num" }, run.durationMs !== undefined ? fmtDur(run.durationMs) : run.status === "running" || run.status === "waiting" ? "…" : "—"),
         h("td", { class: "num muted" }, stats),
-        h("td", { class: "err", title: run.error || "" }, run.failedStep ? run.failedStep + ": " : "", run.error || ""));
+        run.wait && !run.error ? h("td", { class: "wait", title: waitText(run.wait) }, waitText(run.wait)) :
+          h("td", { class: "err", title: run.error || "" }, run.failedStep ? run.failedStep + ": " : "", run.error || ""));
       });
       card.appendChild(h("table", { class: "runs" },
-        h("thead", null, h("tr", null, ["Status", "Run", "Workflow", "Started", "Duration", "Steps", "Error"].map((t) => h("th", null, t)))),
+        h("thead", null, h("tr", null, ["Status", "Run", "Workflow", "Started", "Duration", "Steps", "Error or wait"].map((t) => h("th", null, t)))),
         h("tbody", null, rows)));
     }
     view.appendChild(card);
@@ -409,18 +431,24 @@
     const view = h("div", { class: "run-view", dataset: { run: d.id, status: d.status } });
     view.appendChild(h("div", { class: "crumbs" }, h("a", { href: "#/", onclick: backToList }, "← All runs")));
     view.appendChild(h("div", { class: "run-head" }, h("h1", null, d.workflow || "(unnamed workflow)"), chip(d.status),
+      d.compensation ? h("span", {
+        id: "compensation", class: "chip compensation " + cssToken(d.compensation), dataset: { compensation: d.compensation },
+        title: "A node failed for good after commits with an undo completed: their undos run, latest commit first",
+      }, d.compensation) : null,
       h("span", { class: "run-id", title: "Run ID" }, d.id)));
     view.appendChild(h("div", { class: "facts" },
       h("span", null, "Started ", h("b", null, fmtTime(d.startedAt))),
-      h("span", null, "Duration ", h("b", null, d.durationMs !== undefined ? fmtDur(d.durationMs) : d.status === "running" ? "running…" : "—")),
+      h("span", null, "Duration ", h("b", null, d.durationMs !== undefined ? fmtDur(d.durationMs) : d.status === "running" ? "running…" : d.status === "waiting" ? "waiting…" : "—")),
       h("span", null, h("b", null, String(d.steps)), " nodes"),
       h("span", null, h("b", null, String(d.attempts)), " attempts"),
       h("span", null, h("b", null, String(d.retries)), " retries"),
       d.partial ? h("span", null, "(still indexing: more events may appear)") : null));
+    if (d.status === "waiting") view.appendChild(waitBanner(d));
     if (acts.enabled) {
       const bar = actionBar(d);
       if (bar) view.appendChild(bar);
     }
+    if (d.compensation) view.appendChild(compensationNote(d));
     if (d.error) {
       view.appendChild(h("div", { class: "run-error" },
         h("div", null, h("b", null, d.failedStep ? "Failed at " + d.failedStep : "Error")),
@@ -431,6 +459,9 @@
     view.appendChild(block("Timeline", "timeline", h("div", { class: "card" }, timeline(d))));
     const failures = failedAttempts(d);
     if (failures) view.appendChild(block("Failed attempts", "failures", h("div", { class: "card" }, failures)));
+    if (d.signals && d.signals.length) {
+      view.appendChild(block("Signals (" + d.signals.length + ")", "signals", h("div", { class: "card" }, signalsTable(d))));
+    }
     view.appendChild(block("Input and data", "io", h("div", { class: "io" },
       h("div", { class: "card" }, h("h3", null, "Input"), jsonView(d.input, "io-input")),
       h("div", { class: "card" }, h("h3", null, "Data"), jsonView(d.data, "io-data")),
@@ -480,6 +511,55 @@
     return h("div", { class: "card" }, h("h3", null, "Data after a node"), done.length ? pick : h("p", { class: "muted" }, "No node has completed yet."), out);
   }
 
+  // waitText says what a waiting run waits for, from its wait (see
+  // viewer.Wait), with the time it ends both as a time and from now.
+  function waitText(w) {
+    const until = w.untilMs ? " until " + fmtTime(w.untilMs) + " (" + fmtRel(w.untilMs) + ")" : "";
+    if (w.kind === "sleep" || (!w.kind && !w.signal)) return "sleeping at " + w.node + until;
+    const what = w.signal ? " for " + (w.event ? "event " : "signal ") + w.signal + (w.event && w.key ? " key " + w.key : "") : "";
+    return "waiting at " + w.node + what + (until || (w.signal ? " (no timeout)" : ""));
+  }
+
+  function waitBanner(d) {
+    const w = d.wait;
+    if (!w) {
+      return h("div", { class: "wait-banner", id: "wait-banner", role: "status" },
+        "Waiting: the run waits for a sleep's end, a signal or an event, holding no engine. A trace does not record which: open the store with flux dev --db or --postgres to see it.");
+    }
+    const text = waitText(w);
+    const overdue = w.untilMs && w.untilMs < Date.now();
+    return h("div", { class: "wait-banner", id: "wait-banner", role: "status", dataset: { node: w.node, kind: w.kind || "" } },
+      text.charAt(0).toUpperCase() + text.slice(1) + ".",
+      overdue ? " Its time has passed: an engine that registered " + (d.workflow || "the workflow") + " continues it." : "",
+      w.sinceMs ? h("span", { class: "since" }, " Waiting since " + fmtTime(w.sinceMs) + ".") : null);
+  }
+
+  function compensationNote(d) {
+    const undos = (d.nodes || []).filter((n) => n.kind === "undo" && n.status !== "pending" && n.status !== "skipped")
+      .sort((a, b) => ((a.attempts[0] || {}).startMs || 0) - ((b.attempts[0] || {}).startMs || 0));
+    const what = d.compensation === "compensating" ? "Compensating: a node failed for good, and the undos of the completed commits run, latest commit first: " :
+      d.compensation === "compensation failed" ? "Compensation failed: an undo failed for good. Undos that ran: " :
+      "Compensated: a node failed for good, so the undos of the completed commits ran, latest commit first: ";
+    return h("div", { class: "comp-note", id: "compensation-note", dataset: { compensation: d.compensation } },
+      what, undos.map((n) => n.undoes || n.name).join(" ← ") || "none yet", ".");
+  }
+
+  function signalsTable(d) {
+    const rows = d.signals.map((g) => h("tr", { dataset: { seq: g.seq, name: g.name, node: g.node } },
+      h("td", { class: "num muted" }, "#" + g.seq),
+      h("td", { class: "sig-name" }, g.name),
+      h("td", { class: "sig-key mono" }, g.key || "—"),
+      h("td", { class: "num", title: fmtRel(g.sentAt) }, fmtTime(g.sentAt)),
+      h("td", { class: "payload mono", title: g.payload + (g.payloadCut ? "… (" + fmtInt(g.payloadBytes) + " bytes)" : "") },
+        g.payload ? clip(g.payload, 120) + (g.payloadCut && g.payload.length <= 120 ? "…" : "") : h("span", { class: "muted" }, "none")),
+      h("td", { class: "consumed" }, g.node >= 0 ?
+        h("a", { href: "#", onclick: (e) => { e.preventDefault(); highlightNode(g.nodeName, true); } }, g.nodeName || "#" + g.node) :
+        h("span", { class: "chip inbox" }, "in inbox"))));
+    return h("table", { class: "signals" },
+      h("thead", null, h("tr", null, ["#", "Signal", "Key", "Sent at", "Payload", "Consumed by"].map((t) => h("th", null, t)))),
+      h("tbody", null, rows));
+  }
+
   function backToList(e) {
     if (state.lastListKey) {
       e.preventDefault();
@@ -517,7 +597,23 @@
   }
 
   function ran(n) {
-    return n.status === "completed" || n.status === "failed" || n.status === "running";
+    return n.status === "completed" || n.status === "failed" || n.status === "running" || n.status === "waiting";
+  }
+
+  // nodeSub is the line under a node's name in the graph.
+  function nodeSub(n) {
+    let sub = n.status;
+    if (n.status === "pending" && !n.reached) sub = "not reached";
+    if ((n.kind === "sleep" || n.kind === "wait") && n.waitMs !== undefined && n.waitMs !== null) {
+      // A wait's status shows in its colour; the line says how long.
+      sub = n.status === "waiting" ? sub + " · " + fmtDur(n.waitMs) : n.status === "completed" ? "waited " + fmtDur(n.waitMs) : sub;
+    } else if (n.kind === "undo" && n.undoes) {
+      // Its status shows in its colour; the line names its commit.
+      sub = "undoes " + n.undoes + (n.status === "completed" ? "" : " · " + sub);
+    } else if (n.attempts && n.attempts.length > 1) {
+      sub += " · " + n.attempts.length + " attempts";
+    }
+    return sub;
   }
 
   function graph(d) {
@@ -567,11 +663,10 @@
     for (const n of nodes) {
       const p = pos.get(n.index);
       const commit = n.kind === "commit";
-      let sub = n.status;
-      if (n.attempts && n.attempts.length > 1) sub += " · " + n.attempts.length + " attempts";
-      else if (n.status === "pending" && !n.reached) sub = "not reached";
+      const sub = nodeSub(n);
+      const kind = KINDS[n.kind] ? n.kind : "step";
       const g = s("g", {
-        class: "node " + cssToken(n.status) + (commit ? " commit" : " step"),
+        class: "node " + cssToken(n.status) + (commit ? " commit" : " step") + " k-" + kind,
         transform: "translate(" + p.x + "," + p.y + ")",
         tabindex: "0", role: "button",
         dataset: { name: n.name, status: n.status, kind: n.kind, index: n.index },
@@ -579,10 +674,12 @@
       g.addEventListener("click", () => highlightNode(n.name, true));
       g.addEventListener("keydown", (e) => { if (e.key === "Enter") highlightNode(n.name, true); });
       append(g, [
-        s("title", null, n.name + " (" + n.kind + ", " + n.status + ")"),
+        s("title", null, n.name + " (" + n.kind + ", " + n.status + ")" +
+          (n.undoes ? ": the compensation of commit " + n.undoes : "") +
+          (n.untilMs ? ": until " + fmtTime(n.untilMs) + " (" + fmtRel(n.untilMs) + ")" : "")),
         s("rect", { class: "box", width: NW, height: NH, rx: commit ? 3 : 10 }),
         commit ? s("rect", { class: "inner", x: 4, y: 4, width: NW - 8, height: NH - 8, rx: 2 }) : null,
-        s("text", { class: "kind " + (commit ? "commit" : "step"), x: 12, y: 15 }, commit ? "COMMIT" : "STEP"),
+        s("text", { class: "kind " + kind, x: 12, y: 15 }, kindLabel(kind)),
         s("text", { class: "name", x: 12, y: 31 }, clip(n.name, 40)),
         s("text", { class: "sub", x: 12, y: 45 }, sub),
       ]);
@@ -609,9 +706,11 @@
       h("span", { class: "l-completed" }, "completed"),
       h("span", { class: "l-failed" }, "failed"),
       h("span", { class: "l-running" }, "running"),
+      h("span", { class: "l-waiting" }, "waiting (a sleep, a signal, an event)"),
       h("span", { class: "l-skipped" }, "skipped (When was false)"),
       h("span", { class: "l-pending" }, "not reached"),
-      h("span", { class: "l-commit" }, "commit (side effect, runs once)"));
+      h("span", { class: "l-commit" }, "commit (side effect, runs once)"),
+      h("span", { class: "l-undo" }, "undo (a commit's compensation)"));
   }
 
   function highlightNode(name, scroll) {
@@ -636,31 +735,35 @@
     for (const n of d.nodes || []) {
       for (const a of n.attempts || []) {
         if (a.startMs) t0 = Math.min(t0, a.startMs);
-        const end = a.endMs || (a.status === "running" ? now : a.startMs + (a.durationMs || 0));
+        const end = a.endMs || (unended(a) ? now : a.startMs + (a.durationMs || 0));
         t1 = Math.max(t1, end, a.startMs + (a.durationMs || 0));
       }
     }
+    for (const m of d.marks || []) {
+      if (m.at) { t0 = Math.min(t0, m.at); t1 = Math.max(t1, m.at); }
+    }
     if (!isFinite(t0)) t0 = t1;
-    if (d.status === "running") t1 = Math.max(t1, now);
+    if (d.status === "running" || d.status === "waiting") t1 = Math.max(t1, now);
     const span = Math.max(t1 - t0, 1);
     const pct = (v) => Math.max(0, Math.min(100, (v / span) * 100));
     let estimated = false;
     for (const n of d.nodes || []) {
-      const commit = n.kind === "commit";
-      const label = (extra) => h("div", { class: "tl-label", title: n.name }, n.name, commit ? h("span", { class: "k" }, "COMMIT") : null, extra);
+      const badge = n.kind && n.kind !== "step" ? h("span", { class: "k " + cssToken(n.kind) }, kindLabel(n.kind)) : null;
+      const label = (extra) => h("div", { class: "tl-label", title: n.name }, n.name, badge, extra);
       if (n.status === "skipped" && !(n.attempts || []).length) {
         rows.push(h("div", { class: "tl-row skipped", dataset: { name: n.name, status: "skipped", attempt: 0 } },
           label(null), h("div", { class: "tl-track" }, h("span", { class: "tl-skip" }, "skipped")), h("div", { class: "tl-dur" }, "—")));
         continue;
       }
       for (const a of n.attempts || []) {
-        const end = a.endMs || (a.status === "running" ? now : a.startMs + (a.durationMs || 0));
-        const dur = a.status === "running" && !a.endMs ? now - a.startMs : a.durationMs;
+        const end = a.endMs || (unended(a) ? now : a.startMs + (a.durationMs || 0));
+        const dur = unended(a) && !a.endMs ? now - a.startMs : a.durationMs;
         estimated = estimated || a.estimated;
         const left = pct(a.startMs - t0);
         const width = Math.max(pct(end - a.startMs), 0.3);
         const title = n.name + " attempt " + a.number + ": " + a.status + ", " + fmtDur(dur) +
           (a.estimated ? " (start not traced: measured from the previous attempt's end, includes the backoff)" : "") +
+          (a.status === "waiting" && n.untilMs ? " so far, until " + fmtTime(n.untilMs) + " (" + fmtRel(n.untilMs) + ")" : "") +
           (a.error ? "\n" + a.error : "");
         rows.push(h("div", { class: "tl-row " + cssToken(a.status), dataset: { name: n.name, status: a.status, attempt: a.number } },
           label(h("span", { class: "att" }, "#" + a.number)),
@@ -670,6 +773,14 @@
           })),
           h("div", { class: "tl-dur" }, (a.estimated ? "≈ " : "") + fmtDur(dur))));
       }
+    }
+    for (const m of d.marks || []) {
+      const what = m.type === "workflow:compensating" ? "compensating" : m.type === "workflow:waiting" ? "waiting" : m.type;
+      const left = pct(m.at - t0);
+      rows.push(h("div", { class: "tl-row mark " + cssToken(what), dataset: { type: m.type, at: m.at } },
+        h("div", { class: "tl-label", title: m.type }, h("span", { class: "mark-label" }, (what === "compensating" ? "⟲ " : "⏸ ") + what)),
+        h("div", { class: "tl-track" }, h("div", { class: "tl-mark", title: m.type + " at " + fmtTime(m.at), dataset: { left: left.toFixed(3) } })),
+        h("div", { class: "tl-dur" }, "+" + fmtDur(m.at - t0))));
     }
     if (!rows.length) return h("p", { class: "muted" }, "No attempts recorded yet.");
     const ticks = h("div", { class: "ticks" }, [0, 0.25, 0.5, 0.75, 1].map((f) => {
@@ -682,6 +793,11 @@
       estimated ? h("p", { class: "tl-note" }, "≈ This trace (from the original engine) records one step:start per node: a retried attempt is drawn from the end of the previous one, so it includes the backoff.") : null);
     positionBars(wrap);
     return wrap;
+  }
+
+  // open reports whether attempt a has no end yet: it runs, or waits.
+  function unended(a) {
+    return a.status === "running" || a.status === "waiting";
   }
 
   // positionBars applies data-left/data-width as inline style through the
@@ -758,6 +874,56 @@
     return details("raw-events", "Show the " + events.length + " trace lines of this run", h("table", { class: "events" }, h("tbody", null, rows)));
   }
 
+  // ---------- schedules ----------
+
+  async function renderSchedules(r, quiet) {
+    let list;
+    try {
+      list = await api("./api/schedules");
+    } catch (e) {
+      if (!quiet) showError("Could not load the schedules", e);
+      return;
+    }
+    if (state.route !== r) return;
+    const view = h("div", { class: "schedules-view" }, h("h1", { class: "view-title" }, "Schedules"));
+    const card = h("div", { class: "card" });
+    if (!list.supported) {
+      card.appendChild(h("div", { class: "empty", id: "schedules-note" }, list.note || "Schedules need a database."));
+    } else if (!list.schedules.length) {
+      card.appendChild(h("div", { class: "empty", id: "schedules-note" }, "No schedules stored yet. Add one with ",
+        h("code", null, "schedule.Add"), " (package schedule): its runs start on its cron spec."));
+    } else {
+      const now = Date.now();
+      const rows = list.schedules.map((sc) => h("tr", { dataset: { schedule: sc.name, paused: sc.paused ? "1" : "0" } },
+        h("td", { class: "name" }, sc.name),
+        h("td", { class: "wf" }, h("a", { href: listHash({ workflow: sc.workflow }), title: "The runs of " + sc.workflow }, sc.workflow)),
+        h("td", { class: "spec mono", title: sc.input ? "input: " + sc.input + (sc.inputCut ? "…" : "") : "" }, sc.spec),
+        h("td", { class: "tz" }, sc.timeZone || "UTC"),
+        h("td", { class: "catchup" }, sc.catchUp || "skip"),
+        h("td", { class: "state" }, sc.paused ? h("span", { class: "chip paused" }, "paused") : h("span", { class: "chip active" }, "active")),
+        h("td", { class: "num last", title: sc.lastTick ? fmtRel(sc.lastTick, now) : "" }, sc.lastTick ? fmtTime(sc.lastTick) : "—"),
+        h("td", { class: "num next", title: inZone(sc.nextTick, sc.timeZone) }, sc.error ? h("span", { class: "err" }, sc.error) :
+          sc.nextTick ? [fmtTime(sc.nextTick), " ", h("span", { class: "rel muted" }, "(" + fmtRel(sc.nextTick, now) + ")")] :
+          h("span", { class: "muted" }, sc.paused ? "— (paused)" : "—"))));
+      card.appendChild(h("table", { class: "runs schedules" },
+        h("thead", null, h("tr", null, ["Name", "Workflow", "Spec", "Time zone", "Catch-up", "State", "Last tick", "Next tick"].map((t) => h("th", null, t)))),
+        h("tbody", null, rows)));
+    }
+    view.appendChild(card);
+    clear(app);
+    app.appendChild(view);
+  }
+
+  // inZone tells time ms in time zone tz (an IANA name; "" is UTC).
+  function inZone(ms, tz) {
+    if (!ms) return "";
+    try {
+      return new Date(ms).toLocaleString("sv-SE", { timeZone: tz || "UTC" }) + " in " + (tz || "UTC");
+    } catch (e) {
+      return "";
+    }
+  }
+
   // ---------- errors ----------
 
   function showError(what, e) {
@@ -780,9 +946,15 @@
       } else {
         state.route = r;
       }
+      document.querySelectorAll(".tabs a").forEach((a) => {
+        a.classList.toggle("active", a.dataset.view === (r.view === "schedules" ? "schedules" : "runs"));
+      });
       if (r.view === "run") {
         document.title = "Run " + r.id + " · Flux dev";
         await renderRun(r, quiet);
+      } else if (r.view === "schedules") {
+        document.title = "Schedules · Flux dev";
+        await renderSchedules(r, quiet);
       } else {
         state.lastListKey = location.hash || "#/";
         if (!r.cursor) state.cursors = [];
@@ -841,4 +1013,9 @@
   api("./api/state").then(renderState).catch(() => {});
   render(false);
   connect();
+  // Times shown from now ("in 3h 12m") stay true.
+  setInterval(() => {
+    const r = state.route;
+    if (r && (r.view === "schedules" || (r.view === "run" && app.querySelector(".run-view[data-status=waiting]")))) render(true);
+  }, 30000);
 })();
