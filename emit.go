@@ -35,6 +35,11 @@ func (e *Engine) emitRun(ctx context.Context, run *Run, typ EventType, err error
 	case EventWorkflowInterrupted:
 		// No hook: the run did not end, it stays resumable.
 		level = slog.LevelInfo
+	case EventWorkflowWaiting:
+		hook = e.hooks.WorkflowWaiting
+	case EventWorkflowCompensating:
+		// No hook: WorkflowError fires once, when the undos ran.
+		level = slog.LevelWarn
 	default:
 		hook, level = e.hooks.WorkflowError, slog.LevelError
 	}

@@ -22,6 +22,10 @@ type Hooks struct {
 	WorkflowComplete func(RunEvent)
 	// WorkflowError fires when a run failed or was cancelled; Err says why.
 	WorkflowError func(RunEvent)
+	// WorkflowWaiting fires when a run stopped to wait (a sleep, a signal,
+	// an event), after the write that recorded it: it holds no engine
+	// until it is woken.
+	WorkflowWaiting func(RunEvent)
 
 	// StepStart fires before each attempt of a node, once the attempt's
 	// start is recorded (StepState.InFlight).

@@ -83,8 +83,11 @@ func (w *Workflow[In, Data]) SleepUntil(name string, at func(c *Ctx[In, Data]) t
 // WaitSignal appends a wait for the signal named signal, sent to the run
 // with [Engine.Signal]: a signal sent before the run got here waits in its
 // inbox and is taken at once. After timeout (0: none) the wait ends
-// without one. Either way land is called, on the run's data, and the run
-// goes on. Each signal is received by one wait.
+// without one: a signal sent after the timeout is not received, even if
+// no engine woke the run in time. Either way land is called, on the run's
+// data, and the run goes on. Each signal is received by one wait. The
+// timeout counts from when the run reached the wait, by the definition of
+// the engine that wakes it.
 func (w *Workflow[In, Data]) WaitSignal(name, signal string, timeout time.Duration, land Landing[In, Data], opts ...StepOption) *Workflow[In, Data] {
 	n := &node[In, Data]{name: name, kind: KindWait, wait: &waitSpec[In, Data]{name: signal, timeout: timeout, land: land}}
 	w.checkWait(n)
@@ -143,10 +146,32 @@ func (e *Engine) Signal(ctx context.Context, id, name string, payload any, opts 
 		return err
 	}
 	if _, err := s.Signal(ctx, p); err != nil {
+		if errors.Is(err, ErrRunFinished) && p.Key != "" && e.hasSignal(ctx, id, p.Key) {
+			return nil // a duplicate of a signal the run had before it finished
+		}
 		return fmt.Errorf("flux: signal %q to run %s: %w", name, id, err)
 	}
 	return nil
 }
+
+// hasSignal reports whether run id has a signal with key.
+func (e *Engine) hasSignal(ctx context.Context, id, key string) bool {
+	run, err := e.store.Get(ctx, id)
+	if err != nil {
+		return false
+	}
+	for _, s := range run.Signals {
+		if s.Key == key {
+			return true
+		}
+	}
+	return false
+}
+
+// Signal is a signal as a run keeps it (Run.Signals): its name, key,
+// payload, when it was sent, and the node that received it (-1 while it
+// waits in the run's inbox).
+type Signal = driver.Signal
 
 // Send sends the event name with key and payload to every run waiting for
 // it (see [Workflow.WaitEvent]) and returns how many received it. An event
@@ -208,6 +233,7 @@ type WaitInfo struct {
 	Kind   Kind      // KindSleep or KindWait
 	Until  time.Time // the end of the sleep, or the wait's timeout; zero for none
 	Signal string    // the signal or event a wait receives
+	Event  bool      // Signal is an event (WaitEvent), matched by Key
 	Key    string    // the event's key, for WaitEvent
 }
 
@@ -225,6 +251,7 @@ func Waiting(run *Run) (WaitInfo, bool) {
 	}
 	switch kind, rest, _ := strings.Cut(run.WaitKey, "\x1f"); kind {
 	case "event":
+		wi.Event = true
 		wi.Signal, wi.Key, _ = strings.Cut(rest, "\x1f")
 	case "signal":
 		wi.Signal = rest

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -317,4 +318,74 @@ func TestWaitingRunsHoldNoGoroutines(t *testing.T) {
 	if waiting != 1001 {
 		t.Fatalf("List waiting = %d runs; want 1001", waiting)
 	}
+}
+
+// A run that stops to wait fires WorkflowWaiting, never WorkflowError; a
+// saga fires WorkflowError once, when its undos ran.
+func TestWaitingAndCompensatingHooks(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	seen := map[string]int{}
+	count := func(name string) func(flux.RunEvent) {
+		return func(flux.RunEvent) { mu.Lock(); seen[name]++; mu.Unlock() }
+	}
+	e := quietEngine(t, flux.Config{Hooks: flux.Hooks{WorkflowError: count("error"), WorkflowWaiting: count("waiting")}})
+	var shipped atomic.Int32
+	if _, err := flux.Execute(ctx, e, reviewFlow("hooked", time.Hour, &shipped), "d"); !errors.Is(err, flux.ErrWaiting) {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if seen["waiting"] != 1 || seen["error"] != 0 {
+		t.Fatalf("hooks after a run started waiting: %v, want waiting 1, error 0", seen)
+	}
+	mu.Unlock()
+	if _, err := flux.Execute(ctx, e, tripFlow(new(effects), nil), "x"); err == nil {
+		t.Fatal("the saga completed")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["error"] != 1 {
+		t.Fatalf("WorkflowError fired %d times for one failed saga, want 1", seen["error"])
+	}
+}
+
+// The deadline wins: a signal sent after a wait's timeout is not received,
+// even when no engine woke the run in time.
+func TestSignalAfterTheTimeoutIsNotReceived(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		store := flux.NewMemoryStorage()
+		var shipped atomic.Int32
+		w := reviewFlow("late", time.Hour, &shipped)
+		e1 := quietEngine(t, flux.Config{Storage: store})
+		res, err := flux.Execute(ctx, e1, w, "d")
+		if !errors.Is(err, flux.ErrWaiting) {
+			t.Fatal(err)
+		}
+		if err := e1.Close(); err != nil { // no engine runs past the timeout
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Hour)
+		e2 := quietEngine(t, flux.Config{Storage: store})
+		if err := e2.Signal(ctx, res.ID, "approved", approval{By: "late"}, flux.SignalKey("k")); err != nil {
+			t.Fatal(err)
+		}
+		if err := e2.Register(w); err != nil {
+			t.Fatal(err)
+		}
+		got, err := flux.Wait(ctx, e2, w, res.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Data.TimedOut || got.Data.Approval != nil || shipped.Load() != 0 {
+			t.Fatalf("data %+v: the late signal was received", got.Data)
+		}
+		// A duplicate of a signal the finished run got is accepted.
+		if err := e2.Signal(ctx, res.ID, "approved", approval{By: "late"}, flux.SignalKey("k")); err != nil {
+			t.Fatalf("duplicate signal to the finished run: %v, want nil", err)
+		}
+		if err := e2.Signal(ctx, res.ID, "approved", approval{By: "late"}, flux.SignalKey("other")); !errors.Is(err, flux.ErrRunFinished) {
+			t.Fatalf("new signal to the finished run: %v, want ErrRunFinished", err)
+		}
+	})
 }

@@ -60,8 +60,8 @@ func (r *runner[In, Data]) waitNode(i int, n *node[In, Data], last bool) error {
 	if spec.name != "" {
 		for k := range r.run.Signals {
 			sig := &r.run.Signals[k]
-			if sig.Node >= 0 || sig.Name != spec.name {
-				continue
+			if sig.Node >= 0 || sig.Name != spec.name || (!due.IsZero() && !sig.SentAt.Before(due)) {
+				continue // taken, another's, or sent after the timeout: the deadline wins
 			}
 			sig.Node = i
 			r.consume = append(r.consume, driver.Consumed{Seq: sig.Seq, Node: i})
