@@ -152,7 +152,7 @@ func (r *memRun) claimableBy(owner string, now time.Time) bool {
 }
 
 // claimScanned claims for p.Owner, up to *budget, the claimable runs of
-// m.unfinished, oldest first, and returns the earliest wake time of the
+// m.unfinished (oldest first when a workflow has a limit), and returns the earliest wake time of the
 // waiting runs among them whose lease expired but that are not due.
 func (m *MemoryStorage) claimScanned(p driver.ClaimExpiredParams, wfs map[string]bool, now time.Time, budget *int, out *driver.ClaimedRuns) (time.Time, error) {
 	limits := make(map[string]driver.Limit)
@@ -175,7 +175,15 @@ func (m *MemoryStorage) claimScanned(p driver.ClaimExpiredParams, wfs map[string
 		m.mu.RUnlock()
 		return time.Time{}, errMemoryClosed
 	}
+	// Without limits any claimable runs do, and the scan stops once it has
+	// enough: a claim costs the runs it takes, not every unfinished run
+	// (the engine asks for a few at a time while thousands wait).
+	// Limited workflows are taken oldest first, so all are looked at.
+	enough := func() bool { return len(limits) == 0 && *budget > 0 && len(cands) >= *budget }
 	for id, r := range m.unfinished {
+		if enough() {
+			break
+		}
 		r.mu.Lock()
 		h := &r.head
 		if wfs[h.Workflow] {
@@ -193,12 +201,14 @@ func (m *MemoryStorage) claimScanned(p driver.ClaimExpiredParams, wfs map[string
 	}
 	m.mu.RUnlock()
 
-	slices.SortFunc(cands, func(a, b candidate) int {
-		if c := a.created.Compare(b.created); c != 0 {
-			return c
-		}
-		return strings.Compare(a.id, b.id)
-	})
+	if len(limits) > 0 {
+		slices.SortFunc(cands, func(a, b candidate) int {
+			if c := a.created.Compare(b.created); c != 0 {
+				return c
+			}
+			return strings.Compare(a.id, b.id)
+		})
+	}
 	var moved []*memRun
 	for _, c := range cands {
 		if *budget == 0 {
