@@ -277,6 +277,16 @@ func settle(ctx context.Context, e *flux.Engine, id string) (*flux.Run, error) {
 func decide(ctx context.Context, e *flux.Engine, flow *flux.Workflow[Expense, Claim], db, id string, d Decision,
 	wait time.Duration, out io.Writer) error {
 	key := map[bool]string{true: "approve/", false: "reject/"}[d.Approved] + d.By
+	// A double click after the run finished: Signal accepts the duplicate
+	// and drops it; say so rather than wait on a finished run.
+	if run, gerr := e.Get(ctx, id); gerr == nil && run.Status.Final() {
+		for _, s := range run.Signals {
+			if s.Key == key {
+				fmt.Fprintf(out, "this decision was already delivered; run %s is %s\n", id, run.Status)
+				return nil
+			}
+		}
+	}
 	err := e.Signal(ctx, id, SignalDecision, d, flux.SignalKey(key))
 	switch {
 	case errors.Is(err, flux.ErrRunNotFound):
