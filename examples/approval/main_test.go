@@ -140,10 +140,14 @@ func TestDuplicateApproveDeliveredOnce(t *testing.T) {
 		}
 		printed.WriteString(out)
 	}
-	want := "payments: paid 42.00 EUR (approved by ana)\nrun " + id + " completed\n" +
-		"this decision was already delivered; run " + id + " is completed\n"
-	if printed.String() != want {
-		t.Fatalf("two more approvals printed:\n%s\nwant:\n%s", printed.String(), want)
+	// The engine of the first of them may have woken the run on the
+	// signals already in its inbox before that approve looked at it: it
+	// then says the decision was already delivered, as the second does.
+	got := printed.String()
+	done, dup := "run "+id+" completed\n", "this decision was already delivered; run "+id+" is completed\n"
+	if strings.Count(got, "payments: paid 42.00 EUR (approved by ana)\n") != 1 ||
+		strings.Count(got, done)+strings.Count(got, dup) != 2 || !strings.HasSuffix(got, dup) {
+		t.Fatalf("two more approvals printed:\n%s\nwant one payment, and each approve telling the run completed, the last as already delivered", got)
 	}
 	run, claim := stored(t, db, id)
 	if len(run.Signals) != 1 || run.Signals[0].Node != 1 || len(run.Steps[2].Attempts) != 1 || !claim.Paid {
