@@ -138,9 +138,6 @@ func (w *Workflow[In, Data]) insert(n *node[In, Data], opts []StepOption) *Workf
 	var undo *node[In, Data]
 	if n.opts.undo != nil {
 		fn, ok := n.opts.undo.(Handler[In, Data])
-		if f, isFunc := n.opts.undo.(func(*Ctx[In, Data]) error); isFunc {
-			fn, ok = f, true
-		}
 		switch {
 		case n.kind != KindCommit:
 			w.errs = append(w.errs, fmt.Errorf("%s: Undo applies to commits only", where))

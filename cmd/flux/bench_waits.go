@@ -105,7 +105,6 @@ func benchWaits(ctx context.Context, so *storeOptions, n, workers int, park, spr
 		}
 		return first.Add(time.Duration(int64(spread) * int64(i) / int64(n-1)))
 	}
-	var parked atomic.Int64
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr error
@@ -141,7 +140,6 @@ func benchWaits(ctx context.Context, so *storeOptions, n, workers int, park, spr
 			return res, err
 		}
 	}
-	parked.Store(int64(n))
 	res.Park = time.Since(start)
 	res.ParkedRunsPerSecond = float64(n) / res.Park.Seconds()
 	if over := time.Since(first); over > 0 {
