@@ -279,8 +279,9 @@ type ClaimedRuns struct {
 	// claimable run that could not be decoded.
 	Corrupt []error
 	// NextWake is the earliest WakeAt of the free waiting runs of the
-	// workflows that are not due yet, zero if there are none: the engine
-	// looks again then.
+	// workflows that this call did not claim, zero if there are none: the
+	// engine looks again then. It may be in the past when more runs were
+	// due than Limit let the call claim, or report only those not due yet.
 	NextWake time.Time
 }
 

@@ -101,13 +101,13 @@ func makeQueries(schema string) queries {
 			ORDER BY created_at + 0, id
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED`, "$4"),
-		// Waiting runs that are due, by runs_waiting from its start: those
-		// that are not due are never read. (created_at + 0: no index gives
-		// that order, so the planner does not walk one instead.)
+		// Waiting runs that are due, the earliest due first, by walking
+		// runs_waiting from its start up to the limit: neither those not
+		// due nor those due beyond the limit are read.
 		waitingDue: q(`SELECT {header} FROM {runs}
 			WHERE status = 'waiting' AND wake_at <= {now} AND workflow = ANY($1)
 				AND owner <> $3 AND {free}
-			ORDER BY created_at + 0, id
+			ORDER BY wake_at
 			LIMIT $2
 			FOR UPDATE SKIP LOCKED`, "$4"),
 		// The first entry of runs_waiting after now that is free. (owner

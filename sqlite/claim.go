@@ -101,7 +101,8 @@ func (s *Store) ClaimExpired(ctx context.Context, p driver.ClaimExpiredParams) (
 
 // dueWaiting reads the headers of up to limit (0: all) waiting runs that
 // are due and free, the earliest due first, and returns them with the
-// earliest wake time of those not due (zero if none). args are those of the
+// wake time of the next one after them (zero if none): in the past if
+// more are due than the limit let it take. args are those of the
 // waiting statement; now is the time in stored form.
 func (t *txn) dueWaiting(args []any, limit int, now int64) (heads []sqlstore.Header, next time.Time, err error) {
 	rows, err := t.waiting.QueryContext(bg, args...)
@@ -114,13 +115,13 @@ func (t *txn) dueWaiting(args []any, limit int, now int64) (heads []sqlstore.Hea
 		if err != nil {
 			return nil, next, fmt.Errorf("sqlite: finding waiting runs that are due: %w", err)
 		}
-		if h.WakeAt > now {
+		if h.WakeAt > now || (limit > 0 && len(heads) == limit) {
+			// The first not due, or one due beyond the limit: the next
+			// look is at its time (at once if it is due).
 			next = sqlstore.WakeTime(h.WakeAt)
 			break
 		}
-		if limit <= 0 || len(heads) < limit {
-			heads = append(heads, h)
-		}
+		heads = append(heads, h)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, next, fmt.Errorf("sqlite: finding waiting runs that are due: %w", err)

@@ -111,17 +111,11 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 		if *processes < 1 {
 			return fmt.Errorf("--processes must be at least 1")
 		}
-		if *cpuProfile != "" {
-			f, err := os.Create(*cpuProfile)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			if err := pprof.StartCPUProfile(f); err != nil {
-				return err
-			}
-			defer pprof.StopCPUProfile()
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
 		}
+		defer stop()
 		res, err := benchStart(ctx, so, *n, *processes, *c)
 		if err != nil {
 			return err
@@ -132,6 +126,11 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 		if *park <= 0 || *spread < 0 {
 			return fmt.Errorf("--park must be positive and --spread not negative")
 		}
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		res, err := benchWaits(ctx, so, *n, *c, *park, *spread)
 		if err != nil {
 			return err
@@ -166,17 +165,11 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 		return err
 	}
 	defer store.Close()
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	if *workload == "long" {
 		counter, closeCounter, err := counterFor(ctx, so)
 		if err != nil {
@@ -311,4 +304,21 @@ func (p *progressBar) finish() {
 	if p.w != nil {
 		fmt.Fprint(p.w, "\r\033[K")
 	}
+}
+
+// startCPUProfile writes a CPU profile to path until stop is called; with
+// no path it does nothing.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
