@@ -22,7 +22,7 @@ import (
 // not depend on the store; this suite is how that is shown.
 func RunEngine(t *testing.T, newHarness func(t *testing.T) Harness) {
 	t.Helper()
-	for _, c := range append(engineTests, backgroundTests...) {
+	for _, c := range slices.Concat(engineTests, backgroundTests, limitEngineTests) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			c.fn(t, newHarness(t))

@@ -38,7 +38,7 @@ type storeConfig struct {
 
 // childConfig is what a child process does.
 type childConfig struct {
-	Mode        string        `json:"mode"` // "crash", "start", "worker" or "zombie"
+	Mode        string        `json:"mode"` // "crash", "start", "worker", "zombie" or "saga"
 	Store       storeConfig   `json:"store"`
 	Dir         string        `json:"dir"`
 	Who         string        `json:"who"` // engine ID, and the name of its calls log
@@ -83,7 +83,11 @@ func childMain(cfgJSON string) int {
 		fmt.Fprintln(os.Stderr, "child: bad config:", err)
 		return 2
 	}
-	if err := runChild(cfg); err != nil {
+	run := runChild
+	if cfg.Mode == "saga" {
+		run = runSagaChild
+	}
+	if err := run(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "child:", err)
 		return 1
 	}
