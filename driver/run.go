@@ -180,6 +180,13 @@ func CopyRun(dst, src *Run, buf []byte, atts []Attempt, spare int) ([]byte, []At
 		return buf[start:len(buf):len(buf)]
 	}
 	dst.Input, dst.Data = dup(src.Input), dup(src.Data)
+	if src.Signals != nil {
+		dst.Signals = make([]Signal, len(src.Signals))
+		for i, sg := range src.Signals {
+			sg.Payload = append(json.RawMessage(nil), sg.Payload...)
+			dst.Signals[i] = sg
+		}
+	}
 	if src.Steps == nil {
 		dst.Steps = nil
 		return buf, atts

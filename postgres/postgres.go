@@ -1,12 +1,17 @@
 // Package postgres is the PostgreSQL [flux.Storage], for production and for
 // several engines (processes) sharing one set of runs.
 //
-// Runs live in one table of the store's schema ("flux" unless [Schema] says
-// otherwise): the fields that queries select on are columns and the rest of
-// the run is a JSON body. Lease times come from the database clock, so the
-// engines sharing a database need not agree on the time.
+// Runs live in the store's schema ("flux" unless [Schema] says otherwise):
+// table runs holds one header row per run (status, version, owner, lease,
+// wake time, the counts List shows), which each checkpoint updates in place;
+// table checkpoints appends one row per write that changed nodes (the nodes
+// changed, the attempts appended, the data patch), so a write costs what
+// changed, not the run's length. Get reads the header and replays its rows;
+// List reads headers only. Signals and schedules have tables of their own.
+// Lease and wake times come from the database clock, so the engines sharing
+// a database need not agree on the time.
 //
-// Writes are group-committed: concurrent Create and Update calls are
+// Writes are group-committed: concurrent Create and Checkpoint calls are
 // collected by a few writer goroutines and sent as one pipelined batch in a
 // single transaction, so the cost of a commit is shared by every run that
 // checkpoints at the same moment. Each caller still gets its own result: a
