@@ -11,7 +11,7 @@ import (
 func TestCloneIsDeep(t *testing.T) {
 	orig := &Run{
 		ID: "r", Input: json.RawMessage(`{"n":1}`), Data: json.RawMessage(`{"d":2}`),
-		Steps: []StepState{{Name: "a", Attempts: []Attempt{{Number: 1, Error: "boom"}}}},
+		Steps:   []StepState{{Name: "a", Attempts: []Attempt{{Number: 1, Error: "boom"}}}},
 		Signals: []Signal{{Seq: 1, Name: "approve", Payload: json.RawMessage(`{"ok":true}`), SentAt: time.Unix(1, 0), Node: -1}},
 	}
 	c := orig.Clone()
