@@ -37,7 +37,7 @@ func parseDev(args []string, stderr io.Writer) (devConfig, error) {
 	fs.StringVar(&c.host, "host", "127.0.0.1", "interface to listen on; the viewer has no authentication, so keep it local")
 	fs.IntVar(&c.port, "port", 4280, "port to listen on; 0 picks a free one")
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: flux dev [--trace FILE | --db FILE | --postgres URL] [--port N] [--host ADDR]\n\n"+
+		fmt.Fprint(stderr, "usage: flux dev [--trace FILE | --db FILE | --postgres URL | --nats URL] [--port N] [--host ADDR]\n\n"+
 			"Serves a web viewer of workflow runs: a runs list, and per run its graph,\n"+
 			"timeline of attempts, errors, input, data and raw events, updated live.\n"+
 			"It shows the trace file unless a storage flag is given.\n\n")
@@ -52,9 +52,9 @@ func parseDev(args []string, stderr io.Writer) (devConfig, error) {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if set["db"] || set["postgres"] || set["storage"] {
+	if set["db"] || set["postgres"] || set["nats"] || set["storage"] {
 		if set["trace"] {
-			return c, errors.New("pass either --trace or a storage (--db, --postgres, --storage): the viewer shows one source at a time")
+			return c, errors.New("pass either --trace or a storage (--db, --postgres, --nats, --storage): the viewer shows one source at a time")
 		}
 		c.store = store
 	}
@@ -89,6 +89,8 @@ func openSource(ctx context.Context, c devConfig) (viewer.Source, string, func()
 			name += " " + c.store.db
 		case "postgres":
 			name += " " + redactURL(c.store.postgres)
+		case "nats":
+			name += " " + redactURL(c.store.nats)
 		}
 		return viewer.NewStorageSource(store, name, viewer.StorageOptions{}), name, func() { _ = store.Close() }, nil
 	}

@@ -153,7 +153,7 @@ func nextPageCommand(fs *flag.FlagSet, cursor string) string {
 	words := []string{"flux", "runs", "list"}
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
-		case "storage", "db", "postgres", "workflow", "status", "limit":
+		case "storage", "db", "postgres", "nats", "workflow", "status", "limit":
 			words = append(words, "--"+f.Name, shellQuote(f.Value.String()))
 		}
 	})

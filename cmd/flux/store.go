@@ -5,10 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/jsstore"
 	"github.com/flux-go/flux/postgres"
 	"github.com/flux-go/flux/sqlite"
 )
@@ -18,15 +22,18 @@ type storeOptions struct {
 	storage  string
 	db       string
 	postgres string
+	nats     string
 	fs       *flag.FlagSet
 }
 
-// addStoreFlags adds --storage, --db and --postgres to fs.
+// addStoreFlags adds --storage, --db, --postgres and --nats to fs.
 func addStoreFlags(fs *flag.FlagSet, def string) *storeOptions {
 	o := &storeOptions{fs: fs}
-	fs.StringVar(&o.storage, "storage", def, "storage: memory, sqlite or postgres (implied by --db or --postgres)")
+	fs.StringVar(&o.storage, "storage", def, "storage: memory, sqlite, postgres or nats (implied by --db, --postgres or --nats)")
 	fs.StringVar(&o.db, "db", "./data/workflows.db", "SQLite database file")
 	fs.StringVar(&o.postgres, "postgres", os.Getenv("FLUX_POSTGRES_URL"), "PostgreSQL URL, e.g. postgres://user@host:5432/db (default $FLUX_POSTGRES_URL)")
+	fs.StringVar(&o.nats, "nats", "", "NATS JetStream URL of the replicated store, e.g. nats://host:4222?partitions=4&prefix=flux "+
+		"(query: prefix, partitions, replicas as the engines open it)")
 	return o
 }
 
@@ -38,6 +45,8 @@ func (o *storeOptions) kind() string {
 	switch {
 	case set["storage"]:
 		return o.storage
+	case set["nats"]:
+		return "nats"
 	case set["postgres"]:
 		return "postgres"
 	case set["db"]:
@@ -88,7 +97,51 @@ func (o *storeOptions) open(ctx context.Context) (flux.Storage, error) {
 			return nil, err
 		}
 		return s, nil
+	case "nats":
+		if o.nats == "" {
+			return nil, fmt.Errorf("--storage nats needs --nats URL")
+		}
+		url, opts, err := natsStoreURL(o.nats)
+		if err != nil {
+			return nil, err
+		}
+		s, err := jsstore.OpenURL(ctx, url, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
 	default:
-		return nil, fmt.Errorf("unknown --storage %q: want memory, sqlite or postgres", o.storage)
+		return nil, fmt.Errorf("unknown --storage %q: want memory, sqlite, postgres or nats", o.storage)
 	}
+}
+
+// natsStoreURL splits a --nats URL into the server URLs and the store's
+// options, given in its query: prefix, partitions and replicas.
+func natsStoreURL(s string) (string, []jsstore.Option, error) {
+	servers, query, _ := strings.Cut(s, "?")
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", nil, fmt.Errorf("--nats %s: the query does not parse: %w", s, err)
+	}
+	var opts []jsstore.Option
+	for key, vals := range q {
+		v := vals[len(vals)-1]
+		switch key {
+		case "prefix":
+			opts = append(opts, jsstore.Prefix(v))
+		case "partitions", "replicas":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return "", nil, fmt.Errorf("--nats %s: %s=%q is not a number", s, key, v)
+			}
+			if key == "partitions" {
+				opts = append(opts, jsstore.Partitions(n))
+			} else {
+				opts = append(opts, jsstore.Replicas(n))
+			}
+		default:
+			return "", nil, fmt.Errorf("--nats %s: unknown option %q: the query takes prefix, partitions and replicas", s, key)
+		}
+	}
+	return servers, opts, nil
 }

@@ -178,6 +178,14 @@ func (c *Cluster) StreamLeader(stream string) int {
 func (c *Cluster) WaitReady() {
 	c.t.Helper()
 	deadline := time.Now().Add(time.Minute)
+	// A meta leader that knows every node: before that, a replicated
+	// stream may be refused for want of peers.
+	for !c.metaLeaderKnowsAll() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: no JetStream meta leader knowing all %d nodes after a minute", len(c.opts))
+		}
+		time.Sleep(10 * time.Millisecond) // polling the servers: nothing to synchronise with
+	}
 	for i := range c.opts {
 		c.mu.Lock()
 		running := c.servers[i] != nil
@@ -196,6 +204,17 @@ func (c *Cluster) WaitReady() {
 			time.Sleep(50 * time.Millisecond) // polling a server: nothing to synchronise with
 		}
 	}
+}
+
+func (c *Cluster) metaLeaderKnowsAll() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.servers {
+		if s != nil && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == len(c.opts) {
+			return true
+		}
+	}
+	return false
 }
 
 func jetStreamAnswers(url string) error {
