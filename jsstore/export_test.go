@@ -10,3 +10,14 @@ func CorruptRun(ctx context.Context, s *Store, id string) error {
 	_, err := s.part(id).kv.Put(ctx, runKey(id), []byte(`{"head": [truncated`))
 	return err
 }
+
+// PretendWrittenAhead makes s believe it wrote run id at a revision ahead
+// of the stream's, as when the leader answering it was newly elected and
+// has not applied that write yet.
+func PretendWrittenAhead(s *Store, id string, by uint64) {
+	s.lwMu.Lock()
+	defer s.lwMu.Unlock()
+	lw := s.lastWrites[id]
+	lw.rev += by
+	s.lastWrites[id] = lw
+}

@@ -265,6 +265,19 @@ var errNoWrite = errors.New("jsstore: nothing to write")
 // to concurrent writes of the same key.
 const maxAttempts = 100
 
+// staleReadPause waits before reading again a run that a lagging leader
+// answered: a little longer each attempt, at most 100ms.
+func staleReadPause(ctx context.Context, attempt int) error {
+	t := time.NewTimer(min(time.Duration(attempt+1)*5*time.Millisecond, 100*time.Millisecond))
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // mutation tells mutateWith what a write is.
 type mutation struct {
 	change bool // a write that Changes reports
@@ -290,10 +303,16 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 		return nil, err
 	}
 	p := s.part(id)
+	// known is the latest revision of the run this Store wrote: a read
+	// that finds an older one was answered by a stream leader newly
+	// elected that has not applied the latest writes yet, and is made
+	// again rather than believed.
+	var known uint64
 	for attempt := range maxAttempts {
 		var st *stored
 		cached := false
 		if lw, ok := s.lastWrite(id); ok && attempt == 0 {
+			known = lw.rev
 			if rec, err := decode(id, lw.data); err == nil {
 				st, cached = &stored{rec: rec, rev: lw.rev, change: lw.change}, true
 			}
@@ -304,6 +323,11 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 			switch {
 			case err != nil:
 				return nil, err
+			case st.rev < known:
+				if err := staleReadPause(ctx, attempt); err != nil {
+					return nil, fmt.Errorf("jsstore: run %s: the stream's leader answers revision %d, older than %d written: %w", id, st.rev, known, err)
+				}
+				continue
 			case st.err != nil:
 				return nil, st.err
 			case st.rec == nil:
