@@ -257,6 +257,17 @@ func (s *Store) keepLastWrite(id string, lw lastWrite, keep bool) {
 	s.lastWrites[id] = lw
 }
 
+// forgetLastData drops the record kept of run id's last write, so that
+// the next write reads the run, but keeps its revision: a read that finds
+// an older one is not believed.
+func (s *Store) forgetLastData(id string) {
+	s.lwMu.Lock()
+	defer s.lwMu.Unlock()
+	if lw, ok := s.lastWrites[id]; ok {
+		s.lastWrites[id] = lastWrite{rev: lw.rev}
+	}
+}
+
 // errNoWrite, returned by the function of a mutate, ends it without a
 // write and without an error.
 var errNoWrite = errors.New("jsstore: nothing to write")
@@ -302,6 +313,15 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 	if err := s.live(); err != nil {
 		return nil, err
 	}
+	// One write of a run at a time from this Store: a lease renewal racing
+	// a checkpoint of the same run would otherwise both be proposed to a
+	// replicated stream, and the expected-revision check of the one
+	// proposed second was seen to pass against the state before the first
+	// was applied (W1, four partitions, three replicas: "run is at
+	// version 1, not 2"), losing the first write.
+	mu := s.runLock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	p := s.part(id)
 	// known is the latest revision of the run this Store wrote: a read
 	// that finds an older one was answered by a stream leader newly
@@ -313,8 +333,10 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 		cached := false
 		if lw, ok := s.lastWrite(id); ok && attempt == 0 {
 			known = lw.rev
-			if rec, err := decode(id, lw.data); err == nil {
-				st, cached = &stored{rec: rec, rev: lw.rev, change: lw.change}, true
+			if lw.data != nil {
+				if rec, err := decode(id, lw.data); err == nil {
+					st, cached = &stored{rec: rec, rev: lw.rev, change: lw.change}, true
+				}
 			}
 		}
 		if !cached {
@@ -342,7 +364,7 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 			if cached {
 				// The run may have changed since this Store wrote it:
 				// only the run as read decides a refusal.
-				s.keepLastWrite(id, lastWrite{}, false)
+				s.forgetLastData(id)
 				continue
 			}
 			if errors.Is(err, errNoWrite) {
@@ -369,7 +391,7 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 		}
 		b, rev, err := s.writeBytes(ctx, p, id, rec, st.rev, hdr)
 		if err != nil {
-			s.keepLastWrite(id, lastWrite{}, false)
+			s.forgetLastData(id)
 			if isConflict(err) {
 				continue
 			}

@@ -44,6 +44,10 @@ type Store struct {
 	hintMu   sync.Mutex
 	hintRevs map[string]uint64
 
+	// runLocks serialize this Store's writes of one run (by a hash of its
+	// ID): see mutateWith.
+	runLocks [256]sync.Mutex
+
 	// lastWrites are the records this Store wrote last, by run ID.
 	lwMu       sync.Mutex
 	lastWrites map[string]lastWrite
@@ -326,6 +330,13 @@ func dec(tok string) (string, error) {
 }
 
 // part returns the partition of run id.
+// runLock returns the lock of run id's writes in this Store.
+func (s *Store) runLock(id string) *sync.Mutex {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(id))
+	return &s.runLocks[h.Sum32()%uint32(len(s.runLocks))]
+}
+
 func (s *Store) part(id string) *partition {
 	if len(s.parts) == 1 {
 		return s.parts[0]
