@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flux-go/flux/internal/natstest"
 	"github.com/flux-go/flux/jsstore"
 	"github.com/flux-go/flux/storagetest"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 )
@@ -19,25 +19,7 @@ func TestMain(m *testing.M) {
 
 // embedded starts a single nats-server with JetStream, stopped when t
 // ends, and returns its client URL.
-func embedded(t testing.TB) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
-		NoLog: true, NoSigs: true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("the embedded nats-server is not ready after 10s")
-	}
-	return s.ClientURL()
-}
+func embedded(t testing.TB) string { return natstest.Single(t) }
 
 // connect connects to url, closed when t ends.
 func connect(t testing.TB, url string) *nats.Conn {
