@@ -37,7 +37,9 @@ func TestMain(m *testing.M) {
 var groupOpts = []kgo.Opt{
 	kgo.SessionTimeout(6 * time.Second),
 	kgo.HeartbeatInterval(300 * time.Millisecond),
-	kgo.RebalanceTimeout(5 * time.Second),
+	// Generous: a poll settled slowly (the race detector, a busy CI
+	// machine) must rejoin within it, or its records are read again.
+	kgo.RebalanceTimeout(30 * time.Second),
 	kgo.FetchMaxWait(100 * time.Millisecond),
 }
 
