@@ -15,9 +15,5 @@ func CorruptRun(ctx context.Context, s *Store, id string) error {
 // of the stream's, as when the leader answering it was newly elected and
 // has not applied that write yet.
 func PretendWrittenAhead(s *Store, id string, by uint64) {
-	s.lwMu.Lock()
-	defer s.lwMu.Unlock()
-	lw := s.lastWrites[id]
-	lw.rev += by
-	s.lastWrites[id] = lw
+	s.lastWrites.update(id, func(lw lastWrite) lastWrite { lw.rev += by; return lw })
 }

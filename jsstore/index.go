@@ -97,26 +97,6 @@ func counted(h *driver.Run) bool {
 // maxCachedHints bounds the revisions of hint keys a Store remembers.
 const maxCachedHints = 1 << 17
 
-func (s *Store) cachedHint(k string) (uint64, bool) {
-	s.hintMu.Lock()
-	defer s.hintMu.Unlock()
-	rev, ok := s.hintRevs[k]
-	return rev, ok
-}
-
-func (s *Store) cacheHint(k string, rev uint64, keep bool) {
-	s.hintMu.Lock()
-	defer s.hintMu.Unlock()
-	if !keep {
-		delete(s.hintRevs, k)
-		return
-	}
-	if len(s.hintRevs) >= maxCachedHints {
-		clear(s.hintRevs)
-	}
-	s.hintRevs[k] = rev
-}
-
 // reindex writes the hint of rec, which this Store has just written (or
 // read), to partition p. seed, when not zero, is the revision of the hint
 // key as read before rec was; otherwise the revision is the one this Store
@@ -128,7 +108,7 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 	ck := p.bucket + "/" + key
 	rev, known := seed, seed != 0
 	if !known {
-		rev, known = s.cachedHint(ck)
+		rev, known = s.hintRevs.get(ck)
 	}
 	for range maxAttempts {
 		if !known {
@@ -155,7 +135,7 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 		var nrev uint64
 		switch {
 		case h == nil && rev == 0:
-			s.cacheHint(ck, 0, false)
+			s.hintRevs.set(ck, 0, false)
 			return
 		case h == nil:
 			err = p.kv.Delete(ctx, key, jetstream.LastRevision(rev))
@@ -169,10 +149,10 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 		}
 		switch {
 		case err == nil:
-			s.cacheHint(ck, nrev, h != nil)
+			s.hintRevs.set(ck, nrev, h != nil)
 			return
 		case !isConflict(err):
-			s.cacheHint(ck, 0, false)
+			s.hintRevs.set(ck, 0, false)
 			return
 		}
 		known = false

@@ -237,35 +237,11 @@ type lastWrite struct {
 // maxLastWrites bounds the runs whose last write a Store keeps.
 const maxLastWrites = 1 << 14
 
-func (s *Store) lastWrite(id string) (lastWrite, bool) {
-	s.lwMu.Lock()
-	defer s.lwMu.Unlock()
-	lw, ok := s.lastWrites[id]
-	return lw, ok
-}
-
-func (s *Store) keepLastWrite(id string, lw lastWrite, keep bool) {
-	s.lwMu.Lock()
-	defer s.lwMu.Unlock()
-	if !keep {
-		delete(s.lastWrites, id)
-		return
-	}
-	if len(s.lastWrites) >= maxLastWrites {
-		clear(s.lastWrites)
-	}
-	s.lastWrites[id] = lw
-}
-
 // forgetLastData drops the record kept of run id's last write, so that
 // the next write reads the run, but keeps its revision: a read that finds
 // an older one is not believed.
 func (s *Store) forgetLastData(id string) {
-	s.lwMu.Lock()
-	defer s.lwMu.Unlock()
-	if lw, ok := s.lastWrites[id]; ok {
-		s.lastWrites[id] = lastWrite{rev: lw.rev}
-	}
+	s.lastWrites.update(id, func(lw lastWrite) lastWrite { return lastWrite{rev: lw.rev} })
 }
 
 // errNoWrite, returned by the function of a mutate, ends it without a
@@ -331,7 +307,7 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 	for attempt := range maxAttempts {
 		var st *stored
 		cached := false
-		if lw, ok := s.lastWrite(id); ok && attempt == 0 {
+		if lw, ok := s.lastWrites.get(id); ok && attempt == 0 {
 			known = lw.rev
 			if lw.data != nil {
 				if rec, err := decode(id, lw.data); err == nil {
@@ -400,7 +376,7 @@ func (s *Store) mutateWith(ctx context.Context, id string, m mutation, fn func(r
 		if hdr == "" { // a change: the next write that is none carries it
 			hdr = strconv.FormatUint(rev, 10) + ":" + strconv.FormatInt(now.UnixNano(), 10)
 		}
-		s.keepLastWrite(id, lastWrite{rev: rev, data: b, change: hdr}, !rec.Head.Status.Final())
+		s.lastWrites.set(id, lastWrite{rev: rev, data: b, change: hdr}, !rec.Head.Status.Final())
 		if oldKey != "" && oldKey != newKey {
 			_ = p.kv.Delete(ctx, waitKeyKey(oldKey, id))
 		}

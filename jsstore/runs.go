@@ -59,7 +59,7 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 		b, seq, err := s.writeBytes(ctx, part, src.ID, rec, rev, "")
 		if err == nil {
 			change := strconv.FormatUint(seq, 10) + ":" + strconv.FormatInt(s.now(ctx).UnixNano(), 10)
-			s.keepLastWrite(src.ID, lastWrite{rev: seq, data: b, change: change}, !rec.Head.Status.Final())
+			s.lastWrites.set(src.ID, lastWrite{rev: seq, data: b, change: change}, !rec.Head.Status.Final())
 			break
 		}
 		if !isConflict(err) {
@@ -75,7 +75,7 @@ func (s *Store) Create(ctx context.Context, p driver.CreateParams) (driver.Writt
 		rev = st.rev
 	}
 	if !rec.Head.Status.Final() {
-		s.cacheHint(part.bucket+"/"+hintKey(src.Workflow, src.ID), 0, true) // a new key
+		s.hintRevs.set(part.bucket+"/"+hintKey(src.Workflow, src.ID), 0, true) // a new key
 		s.reindex(ctx, part, rec, 0)
 	}
 	if driver.NeedsOwner(rec.Head.Status, rec.Head.Owner) {

@@ -41,16 +41,14 @@ type Store struct {
 
 	// hintRevs caches the revisions of the claim index keys this Store
 	// wrote last, so that most index writes need no read first.
-	hintMu   sync.Mutex
-	hintRevs map[string]uint64
+	hintRevs *memo[uint64]
 
 	// runLocks serialize this Store's writes of one run (by a hash of its
 	// ID): see mutateWith.
 	runLocks [256]sync.Mutex
 
 	// lastWrites are the records this Store wrote last, by run ID.
-	lwMu       sync.Mutex
-	lastWrites map[string]lastWrite
+	lastWrites *memo[lastWrite]
 
 	limitMu sync.Mutex // held by ClaimExpired under limits, in this process
 
@@ -133,7 +131,7 @@ func Open(ctx context.Context, nc *nats.Conn, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jsstore: %w", err)
 	}
-	s := &Store{nc: nc, js: js, cfg: cfg, hintRevs: make(map[string]uint64), lastWrites: make(map[string]lastWrite)}
+	s := &Store{nc: nc, js: js, cfg: cfg, hintRevs: newMemo[uint64](maxCachedHints), lastWrites: newMemo[lastWrite](maxLastWrites)}
 	for i := range cfg.partitions {
 		name := fmt.Sprintf("%s_runs_%d", cfg.prefix, i)
 		kv, st, err := s.bucket(ctx, name, "flux runs, partition "+strconv.Itoa(i))
@@ -329,21 +327,21 @@ func dec(tok string) (string, error) {
 	return string(b), err
 }
 
-// part returns the partition of run id.
-// runLock returns the lock of run id's writes in this Store.
-func (s *Store) runLock(id string) *sync.Mutex {
+// idHash spreads run IDs over partitions and write locks.
+func idHash(id string) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(id))
-	return &s.runLocks[h.Sum32()%uint32(len(s.runLocks))]
+	return h.Sum32()
 }
 
+// runLock returns the lock of run id's writes in this Store.
+func (s *Store) runLock(id string) *sync.Mutex {
+	return &s.runLocks[idHash(id)%uint32(len(s.runLocks))]
+}
+
+// part returns the partition of run id.
 func (s *Store) part(id string) *partition {
-	if len(s.parts) == 1 {
-		return s.parts[0]
-	}
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return s.parts[h.Sum32()%uint32(len(s.parts))]
+	return s.parts[idHash(id)%uint32(len(s.parts))]
 }
 
 // Keys of a partition's bucket.
