@@ -132,18 +132,35 @@ func (c *consumer) settle(ctx context.Context, recs []*kgo.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	// A record handed to a worker is in hand: it is finished even when
+	// ctx ends meanwhile (for up to trigger.Grace). Records are handed out
+	// in offset order and none after ctx ended, so the settled records of a
+	// partition are the ones before its first unsettled one, and a record
+	// whose run is stored is not read again.
+	hctx, cancelHandling := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHandling()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(trigger.Grace, cancelHandling) })
+	defer stop()
 	done := make([]bool, len(recs))
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range min(c.cfg.Concurrency, len(recs)) {
 		wg.Go(func() {
 			for i := range next {
-				done[i] = c.handle(ctx, recs[i])
+				done[i] = c.handle(hctx, recs[i])
 			}
 		})
 	}
+dispatch:
 	for i := range recs {
-		next <- i
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case next <- i:
+		case <-ctx.Done():
+			break dispatch
+		}
 	}
 	close(next)
 	wg.Wait()

@@ -288,6 +288,7 @@ func (c *Creates) Create(ctx context.Context, p driver.CreateParams) (driver.Wri
 		c.Created.Add(1)
 	case errors.Is(err, flux.ErrRunExists):
 		c.Existed.Add(1)
+		fmt.Fprintf(os.Stderr, "KDBG existed %s\n", p.Run.ID)
 	}
 	return w, err
 }
