@@ -1,6 +1,8 @@
 package jsstore_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +16,8 @@ import (
 	"github.com/flux-go/flux/internal/natstest"
 	"github.com/flux-go/flux/jsstore"
 	"github.com/flux-go/flux/storagetest"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // cluster starts a three-node cluster, stopped when t ends, and returns
@@ -203,4 +207,84 @@ func drain(t *testing.T, us []string, n int, opts ...jsstore.Option) {
 	}
 	t.Logf("%d runs started in %v (%.0f/s), drained by 3 engines in %v (%.0f runs/s)",
 		n, started, float64(n)/started.Seconds(), drained, float64(n)/drained.Seconds())
+}
+
+// The store's writes are compare-and-set on a key's revision, and two
+// engines may write one run at once (a lease taken over). The store relies
+// on the servers refusing all but one of concurrent writes that expect
+// the same revision, even when they arrive through different nodes and
+// are proposed to the stream's Raft group before any of them is applied.
+func TestClusterCompareAndSetUnderConcurrentWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the three-node cluster is skipped in -short mode")
+	}
+	us := cluster(t)
+	ctx := context.Background()
+	var kvs []jetstream.KeyValue
+	for i, u := range us {
+		nc, err := nats.Connect(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kv jetstream.KeyValue
+		if i == 0 {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "cas", Replicas: 3})
+		} else {
+			kv, err = js.KeyValue(ctx, "cas")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		kvs = append(kvs, kv)
+	}
+	rev, err := kvs[0].Put(ctx, "k", []byte("start"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const rounds, writers = 200, 9
+	for round := range rounds {
+		var wg sync.WaitGroup
+		won := make([]uint64, writers)
+		var unexpected error
+		var mu sync.Mutex
+		for w := range writers {
+			wg.Go(func() {
+				r, err := kvs[w%len(kvs)].Update(ctx, "k", []byte(fmt.Sprintf("%d/%d", round, w)), rev)
+				switch {
+				case err == nil:
+					won[w] = r
+				case !errors.Is(err, jetstream.ErrKeyRevisionMismatch):
+					mu.Lock()
+					unexpected = err
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		if unexpected != nil {
+			t.Fatalf("round %d: %v", round, unexpected)
+		}
+		winners := 0
+		for w, r := range won {
+			if r != 0 {
+				winners++
+				rev = r
+				e, err := kvs[(w+1)%len(kvs)].Get(ctx, "k")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := fmt.Sprintf("%d/%d", round, w); string(e.Value()) != want || e.Revision() != r {
+					t.Fatalf("round %d: the key holds %q at revision %d, want the winner's %q at %d", round, e.Value(), e.Revision(), want, r)
+				}
+			}
+		}
+		if winners != 1 {
+			t.Fatalf("round %d: %d of %d writes expecting one revision succeeded, want exactly 1", round, winners, writers)
+		}
+	}
 }

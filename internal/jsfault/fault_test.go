@@ -217,7 +217,8 @@ func faultTest(t *testing.T, mode string) {
 	}
 	// Progress resumes on the two others.
 	waitUntil(t, 2*time.Minute, func() string {
-		return fmt.Sprintf("no run completed in 2 minutes after the %s of n%d; %s", mode, leader,
+		return fmt.Sprintf("no run completed in 2 minutes after the %s of n%d; cluster: %s; %s", mode, leader,
+			c.Describe("KV_flux_runs_0", "$KV.flux_runs_0.w.barrier"),
 			stuck(t, openRetrying(t, connect(t, c.URL((leader+1)%3))), l, ids))
 	},
 		func() bool { return l.doneCount() >= doneAtFault+100 })

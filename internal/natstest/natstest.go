@@ -47,6 +47,10 @@ type Cluster struct {
 	servers []*server.Server // nil while stopped
 	// routes[i][j] carries the route that node i opens to node j.
 	routes [][]*proxy
+	// sink is the route address every node advertises: it refuses every
+	// connection, so a node learns no address of another that bypasses
+	// the proxies.
+	sink *proxy
 }
 
 // NewCluster starts a cluster of n nodes (n ≥ 1), each with its own store
@@ -54,7 +58,9 @@ type Cluster struct {
 // JetStream answers on every node.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t, opts: make([]*server.Options, n), servers: make([]*server.Server, n), routes: make([][]*proxy, n)}
+	c := &Cluster{t: t, opts: make([]*server.Options, n), servers: make([]*server.Server, n), routes: make([][]*proxy, n),
+		sink: newProxy(t, "")}
+	c.sink.setCut(true)
 	clusterPorts := make([]int, n)
 	for i := range n {
 		clusterPorts[i] = freePort(t)
@@ -72,9 +78,13 @@ func NewCluster(t testing.TB, n int) *Cluster {
 			ServerName: "n" + strconv.Itoa(i), Host: "127.0.0.1", Port: freePort(t),
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
 			Cluster: server.ClusterOpts{Name: "flux-test", Host: "127.0.0.1", Port: clusterPorts[i],
-				// Nodes learn no addresses from each other: every route goes
-				// through this node's proxies, so that Isolate can cut it.
-				NoAdvertise: true},
+				// Every route goes through this node's proxies, so that
+				// Isolate can cut it. A node gossips the address of the others
+				// it knows, and a node that hears of one before its own route
+				// to it is up opens an "implicit" route to the gossiped
+				// address: that address is the sink, so no route bypasses a
+				// proxy.
+				Advertise: c.sink.addr(), NoAdvertise: true},
 		}
 		for j := range n {
 			if j != i {
@@ -145,8 +155,25 @@ func (c *Cluster) Stop(i int) {
 }
 
 // Isolate cuts node i's routes to and from every other node (its clients
-// stay connected to it), as a network partition would.
-func (c *Cluster) Isolate(i int) { c.setCut(i, true) }
+// stay connected to it), as a network partition would, and waits until
+// node i has no route left, failing the test after 10 seconds.
+func (c *Cluster) Isolate(i int) {
+	c.t.Helper()
+	c.setCut(i, true)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c.mu.Lock()
+		s := c.servers[i]
+		c.mu.Unlock()
+		if s == nil || s.NumRoutes() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("natstest: node %d still has %d routes 10s after its proxies were cut", i, s.NumRoutes())
+		}
+		time.Sleep(10 * time.Millisecond) // polling the server: nothing to synchronise with
+	}
+}
 
 // Heal gives node i its routes back.
 func (c *Cluster) Heal(i int) { c.setCut(i, false) }
@@ -237,6 +264,7 @@ func (c *Cluster) shutdown() {
 	for i := range c.opts {
 		c.Stop(i)
 	}
+	c.sink.close()
 	for _, row := range c.routes {
 		for _, p := range row {
 			if p != nil {
@@ -288,6 +316,13 @@ func (p *proxy) accept() {
 		in, err := p.l.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			in.Close()
+			continue
 		}
 		out, err := net.DialTimeout("tcp", p.target, time.Second)
 		if err != nil {
@@ -348,6 +383,27 @@ func (c *Cluster) String() string {
 			state = "running"
 		}
 		s += fmt.Sprintf("n%d %s %s; ", i, c.URL(i), state)
+	}
+	return s
+}
+
+// Describe tells, for each running node, whether it leads the meta group
+// and stream (of the default account), whether it is current on the
+// stream, how many routes it has, and whether a message published to
+// subject on it has a subscriber: what a stalled test needs to report.
+func (c *Cluster) Describe(stream, subject string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := ""
+	for i, srv := range c.servers {
+		if srv == nil {
+			s += fmt.Sprintf("n%d stopped; ", i)
+			continue
+		}
+		s += fmt.Sprintf("n%d meta-leader=%v %s-leader=%v current=%v routes=%d interest(%s)=%v; ", i,
+			srv.JetStreamIsLeader(), stream, srv.JetStreamIsStreamLeader(server.DEFAULT_GLOBAL_ACCOUNT, stream),
+			srv.JetStreamIsStreamCurrent(server.DEFAULT_GLOBAL_ACCOUNT, stream), srv.NumRoutes(),
+			subject, srv.GlobalAccount().SubscriptionInterest(subject))
 	}
 	return s
 }
