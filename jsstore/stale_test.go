@@ -28,7 +28,9 @@ func TestLaggingLeaderIsNotBelieved(t *testing.T) {
 	jsstore.PretendWrittenAhead(s, "lag-1", 5)
 	h := driver.Header{Status: flux.StatusRunning, Fingerprint: run.Fingerprint, UpdatedAt: time.Now(), Nodes: 1,
 		Summary: driver.Summary{Nodes: 1}}
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	// Long enough for the first read to answer on a busy machine: the
+	// deadline must end while the write waits for the leader.
+	short, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	_, err := s.Checkpoint(short, driver.CheckpointParams{ID: "lag-1", Owner: "e#1", Version: 1, Header: &h, Lease: time.Minute})
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "older than") {

@@ -105,12 +105,22 @@ func Prefix(s string) Option { return func(c *config) { c.prefix = s } }
 // caches of runs, not for runs that must survive.
 func MemoryStorage() Option { return func(c *config) { c.storage = jetstream.MemoryStorage } }
 
+// OpenTimeout bounds [Open] when its context has no deadline.
+const OpenTimeout = 30 * time.Second
+
 var prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
 
 // Open opens the store on the buckets named by the options, creating
 // those that do not exist, over connection nc, which the caller keeps
-// and closes after the Store.
+// and closes after the Store. Without a deadline on ctx, Open gives up
+// after [OpenTimeout]: creating a replicated bucket waits for its Raft
+// group to elect a leader, which takes seconds on a busy cluster.
 func Open(ctx context.Context, nc *nats.Conn, opts ...Option) (*Store, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, OpenTimeout)
+		defer cancel()
+	}
 	cfg := config{replicas: 1, partitions: 1, prefix: "flux", storage: jetstream.FileStorage}
 	for _, o := range opts {
 		if o != nil {

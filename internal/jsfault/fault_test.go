@@ -183,7 +183,7 @@ func TestLeaderPartitionedMidLoad(t *testing.T) { faultTest(t, "isolate") }
 // checkpoint is lost, no commit runs again after its completion was
 // acknowledged, every run completes; it reports the pause.
 func faultTest(t *testing.T, mode string) {
-	const runs = 2000
+	const runs = 1200
 	c := natstest.NewCluster(t, 3)
 	l := newLedger()
 	w := w1(l)
