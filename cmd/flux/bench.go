@@ -153,6 +153,11 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 		if *workload != "w1" {
 			return fmt.Errorf("--baseline measures W1's writes; it does not go with --workload %s", *workload)
 		}
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 		res, err := benchBaseline(ctx, so, *n, *c)
 		if err != nil {
 			return err
