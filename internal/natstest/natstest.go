@@ -54,30 +54,28 @@ type Cluster struct {
 }
 
 // NewCluster starts a cluster of n nodes (n ≥ 1), each with its own store
-// directory and fixed ports, shut down when the test ends, and waits until
-// JetStream answers on every node.
+// directory, shut down when the test ends, and waits until JetStream
+// answers on every node. The servers pick their ports (a port chosen
+// beforehand may be taken meanwhile by another test process); a node keeps
+// its ports across Stop and Start.
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, opts: make([]*server.Options, n), servers: make([]*server.Server, n), routes: make([][]*proxy, n),
 		sink: newProxy(t, "")}
 	c.sink.setCut(true)
-	clusterPorts := make([]int, n)
-	for i := range n {
-		clusterPorts[i] = freePort(t)
-	}
 	for i := range n {
 		c.routes[i] = make([]*proxy, n)
 		for j := range n {
 			if i != j {
-				c.routes[i][j] = newProxy(t, "127.0.0.1:"+strconv.Itoa(clusterPorts[j]))
+				c.routes[i][j] = newProxy(t, "") // its target is set when node j has started
 			}
 		}
 	}
 	for i := range n {
 		o := &server.Options{
-			ServerName: "n" + strconv.Itoa(i), Host: "127.0.0.1", Port: freePort(t),
+			ServerName: "n" + strconv.Itoa(i), Host: "127.0.0.1", Port: -1,
 			JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true,
-			Cluster: server.ClusterOpts{Name: "flux-test", Host: "127.0.0.1", Port: clusterPorts[i],
+			Cluster: server.ClusterOpts{Name: "flux-test", Host: "127.0.0.1", Port: -1,
 				// Every route goes through this node's proxies, so that
 				// Isolate can cut it. A node gossips the address of the others
 				// it knows, and a node that hears of one before its own route
@@ -139,6 +137,17 @@ func (c *Cluster) Start(i int) {
 		c.t.Fatalf("natstest: node %d is not ready after 10s", i)
 	}
 	c.servers[i] = s
+	if c.opts[i].Port < 0 {
+		// First start: keep the ports the server took, and route the
+		// others' proxies to it.
+		c.opts[i].Port = s.Addr().(*net.TCPAddr).Port
+		c.opts[i].Cluster.Port = s.ClusterAddr().Port
+		for j := range c.opts {
+			if j != i {
+				c.routes[j][i].setTarget(s.ClusterAddr().String())
+			}
+		}
+	}
 }
 
 // Stop shuts node i down at once, its clients and routes dropped; its store
@@ -274,17 +283,6 @@ func (c *Cluster) shutdown() {
 	}
 }
 
-// freePort returns a TCP port free on 127.0.0.1 now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // proxy forwards TCP connections to target until cut: then it closes the
 // ones it carries and refuses new ones until healed.
 type proxy struct {
@@ -318,13 +316,13 @@ func (p *proxy) accept() {
 			return
 		}
 		p.mu.Lock()
-		cut := p.cut
+		cut, target := p.cut, p.target
 		p.mu.Unlock()
-		if cut {
+		if cut || target == "" {
 			in.Close()
 			continue
 		}
-		out, err := net.DialTimeout("tcp", p.target, time.Second)
+		out, err := net.DialTimeout("tcp", target, time.Second)
 		if err != nil {
 			in.Close()
 			continue
@@ -352,6 +350,12 @@ func (p *proxy) pipe(dst, src net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, dst)
 	delete(p.conns, src)
+	p.mu.Unlock()
+}
+
+func (p *proxy) setTarget(target string) {
+	p.mu.Lock()
+	p.target = target
 	p.mu.Unlock()
 }
 
