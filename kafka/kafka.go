@@ -137,10 +137,8 @@ func (c *consumer) settle(ctx context.Context, recs []*kgo.Record) {
 	// in offset order and none after ctx ended, so the settled records of a
 	// partition are the ones before its first unsettled one, and a record
 	// whose run is stored is not read again.
-	hctx, cancelHandling := context.WithCancel(context.WithoutCancel(ctx))
+	hctx, cancelHandling := trigger.WithGrace(ctx)
 	defer cancelHandling()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(trigger.Grace, cancelHandling) })
-	defer stop()
 	done := make([]bool, len(recs))
 	next := make(chan int)
 	var wg sync.WaitGroup

@@ -235,10 +235,8 @@ func (t *Trigger) Process(ctx context.Context, m Message) (Outcome, error) {
 	if err := ctx.Err(); err != nil {
 		return Outcome{Action: Retry, Err: context.Cause(ctx)}, context.Cause(ctx)
 	}
-	hctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	hctx, cancel := WithGrace(ctx)
 	defer cancel()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(Grace, cancel) })
-	defer stop()
 	for failures := 1; ; failures++ {
 		out := t.Handle(hctx, m)
 		if out.Action != Retry {
@@ -253,6 +251,15 @@ func (t *Trigger) Process(ctx context.Context, m Message) (Outcome, error) {
 // Grace is how long a try in flight may go on after the context of
 // [Trigger.Process] ended.
 const Grace = 10 * time.Second
+
+// WithGrace returns a context that ends [Grace] after ctx ends (or when
+// cancel is called): work already in hand when ctx ends is let finish,
+// for a while. Bindings use it for the messages they handed out.
+func WithGrace(ctx context.Context) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(Grace, cancel) })
+	return gctx, func() { stop(); cancel() }
+}
 
 // Backoff returns the pause before the next delivery of a message that
 // failed failures times in a row: MinBackoff doubled each time, at most

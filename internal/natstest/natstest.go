@@ -61,8 +61,7 @@ type Cluster struct {
 func NewCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, opts: make([]*server.Options, n), servers: make([]*server.Server, n), routes: make([][]*proxy, n),
-		sink: newProxy(t, "")}
-	c.sink.setCut(true)
+		sink: newProxy(t, "")} // no target: it refuses every connection
 	for i := range n {
 		c.routes[i] = make([]*proxy, n)
 		for j := range n {
@@ -284,7 +283,8 @@ func (c *Cluster) shutdown() {
 }
 
 // proxy forwards TCP connections to target until cut: then it closes the
-// ones it carries and refuses new ones until healed.
+// ones it carries and refuses new ones until healed. It refuses every
+// connection while it has no target (the sink, or a node not started yet).
 type proxy struct {
 	l      net.Listener
 	target string
