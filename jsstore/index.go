@@ -97,12 +97,34 @@ func counted(h *driver.Run) bool {
 // maxCachedHints bounds the revisions of hint keys a Store remembers.
 const maxCachedHints = 1 << 17
 
+// hintAttempts bounds the tries of reindex; hintTimeout bounds their
+// time, which does not end with the caller's context: a hint left behind
+// its run makes ClaimExpired miscount the runs of a limited workflow until
+// the hint is repaired.
+const (
+	hintAttempts = 5
+	hintTimeout  = 10 * time.Second
+)
+
 // reindex writes the hint of rec, which this Store has just written (or
 // read), to partition p. seed, when not zero, is the revision of the hint
 // key as read before rec was; otherwise the revision is the one this Store
-// wrote last, if it remembers one, or read anew. See the comment at the
-// top of this file.
+// wrote last, if it remembers one, or read anew. A write that fails is
+// tried again, from the hint's and the run's latest revisions. See the
+// comment at the top of this file.
 func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uint64) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), hintTimeout)
+	defer cancel()
+	for attempt := range hintAttempts {
+		if s.reindexOnce(ctx, p, rec, seed) == nil || staleReadPause(ctx, attempt) != nil {
+			return
+		}
+		seed = 0
+	}
+}
+
+// reindexOnce is one try of reindex.
+func (s *Store) reindexOnce(ctx context.Context, p *partition, rec *record, seed uint64) error {
 	id, wf := rec.Head.ID, rec.Head.Workflow
 	key := hintKey(wf, id)
 	ck := p.bucket + "/" + key
@@ -120,13 +142,16 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 			case errors.Is(err, jetstream.ErrKeyNotFound):
 				rev = 0
 			case err != nil:
-				return
+				return err
 			default:
 				rev = e.Revision()
 			}
 			st, err := s.read(ctx, p, id)
-			if err != nil || st.err != nil {
-				return
+			switch {
+			case err != nil:
+				return err
+			case st.err != nil:
+				return nil // corrupt: the run's readers report it
 			}
 			rec, known = st.rec, true
 		}
@@ -136,7 +161,7 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 		switch {
 		case h == nil && rev == 0:
 			s.hintRevs.set(ck, 0, false)
-			return
+			return nil
 		case h == nil:
 			err = p.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 		default:
@@ -150,13 +175,14 @@ func (s *Store) reindex(ctx context.Context, p *partition, rec *record, seed uin
 		switch {
 		case err == nil:
 			s.hintRevs.set(ck, nrev, h != nil)
-			return
+			return nil
 		case !isConflict(err):
 			s.hintRevs.set(ck, 0, false)
-			return
+			return err
 		}
 		known = false
 	}
+	return fmt.Errorf("jsstore: the hint of run %s lost %d writes in a row to concurrent ones", id, maxAttempts)
 }
 
 // scan calls fn with the latest entry of each key of kv matching filter,
@@ -489,17 +515,19 @@ scanning:
 func (s *Store) claimCandidate(ctx context.Context, p driver.ClaimExpiredParams, c candidate,
 	limits map[string]driver.Limit, counts map[string]*limitCount) (*driver.Run, error) {
 	var claimed *driver.Run
+	busy, key := false, c.hint.Key // whether the run counts against its limit, as read, and its key
+	lim, limited := limits[c.wf]
 	_, err := s.mutateWith(ctx, c.id, mutation{seed: c.rev, seen: &c.hint}, func(r *record, now time.Time) error {
-		claimed = nil // from an attempt that lost
+		claimed, busy = nil, false // from an attempt that lost
 		h := &r.Head
 		if h.Workflow != c.wf {
 			return errNoWrite
 		}
+		busy, key = counted(h), h.ConcurrencyKey
 		if h.Owner == p.Owner || !claimable(h, p.Owner, now) ||
 			(h.Status != driver.StatusPending && h.Status != driver.StatusRunning && !r.due(now)) {
 			return errNoWrite
 		}
-		lim, limited := limits[c.wf]
 		if limited && h.Status == driver.StatusPending && !counts[c.wf].admits(lim, h) {
 			return errNoWrite
 		}
@@ -507,15 +535,18 @@ func (s *Store) claimCandidate(ctx context.Context, p driver.ClaimExpiredParams,
 		if err != nil {
 			return err
 		}
-		if limited && !counted(h) {
-			counts[c.wf].add(h.ConcurrencyKey)
-		}
 		h.Owner, h.LeaseUntil = p.Owner, now.Add(p.Lease)
 		h.Version++
 		whole.Owner, whole.LeaseUntil, whole.Version = h.Owner, h.LeaseUntil, h.Version
 		claimed = whole
 		return nil
 	})
+	// A run its hint did not count counts now if it was claimed, or if it
+	// was found taken: its hint was left behind (a hint write that failed),
+	// and the runs of its key after it must wait for it all the same.
+	if limited && !counted(c.hint.run()) && (claimed != nil || busy) {
+		counts[c.wf].add(key)
+	}
 	if err != nil {
 		return nil, err
 	}

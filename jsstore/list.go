@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux/driver"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -160,8 +161,30 @@ func (s *Store) Changes(ctx context.Context, p driver.ChangesParams) (*driver.Ch
 
 // follow calls fn with the subject, revision, time and Flux-Change header
 // of each run message of partition p after revision after, up to the end
-// of the stream, and returns the last revision it saw.
+// of the stream, and returns the last revision it saw; fn may see a
+// message twice.
+//
+// It reads through an ephemeral consumer. In a cluster, the server the
+// client is connected to may not yet know of the new consumer's interest
+// when the first fetch is sent, and answers "no responders" (seen in CI
+// under load): follow then starts again, a few times.
 func (s *Store) follow(ctx context.Context, p *partition, after uint64, fn func(subject string, seq uint64, at time.Time, change string)) (uint64, error) {
+	for attempt := 0; ; attempt++ {
+		last, err := s.followOnce(ctx, p, after, fn)
+		if !errors.Is(err, nats.ErrNoResponders) || attempt == followAttempts-1 {
+			return last, err
+		}
+		if staleReadPause(ctx, attempt) != nil {
+			return 0, err
+		}
+	}
+}
+
+// followAttempts bounds the tries of follow: about two seconds of pauses.
+const followAttempts = 25
+
+// followOnce is one try of follow.
+func (s *Store) followOnce(ctx context.Context, p *partition, after uint64, fn func(subject string, seq uint64, at time.Time, change string)) (uint64, error) {
 	cons, err := s.js.CreateConsumer(ctx, "KV_"+p.bucket, jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       after + 1,
