@@ -32,7 +32,9 @@ import (
 // hint's revision, then the run, and writes the hint of what it read, so
 // that the last hint written describes the last run written. A hint that
 // says a run may be claimable when it is not costs one read of the run,
-// after which ClaimExpired repairs it. A lease renewed (Extend) does not
+// after which ClaimExpired repairs it; if the run was found taken, it
+// counts against its workflow's limits all the same (candidates are read
+// oldest first, so before the younger runs of its key). A lease renewed (Extend) does not
 // rewrite the hint: ClaimExpired sees its lease expire, reads the run,
 // finds the lease live and rewrites the hint, at most once per lease.
 //

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/trigger"
 )
 
 // Workload "waits": durable sleeps. N runs are started and park in a sleep
@@ -136,7 +137,7 @@ func benchWaits(ctx context.Context, so *storeOptions, n, workers int, park, spr
 		if len(page.Runs) == 0 {
 			break
 		}
-		if err := pause(ctx, 20*time.Millisecond); err != nil {
+		if err := trigger.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
@@ -156,7 +157,7 @@ func benchWaits(ctx context.Context, so *storeOptions, n, workers int, park, spr
 		if done {
 			break
 		}
-		if err := pause(ctx, 20*time.Millisecond); err != nil {
+		if err := trigger.Sleep(ctx, 20*time.Millisecond); err != nil {
 			return res, err
 		}
 	}
@@ -180,15 +181,4 @@ func benchWaits(ctx context.Context, so *storeOptions, n, workers int, park, spr
 	res.WakeElapsed = last.Sub(first)
 	res.WakesPerSecond = float64(n) / max(res.WakeElapsed.Seconds(), 1e-9)
 	return res, nil
-}
-
-func pause(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flux-go/flux"
+	"github.com/flux-go/flux/trigger"
 )
 
 // flux runs show tells what a waiting run waits for, and its signals.
@@ -46,7 +47,7 @@ func TestShowWaitingRun(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the run did not reach the second wait: %s at %s", run.Status, run.Summary.Node)
 		}
-		if err := pause(ctx, 5*time.Millisecond); err != nil {
+		if err := trigger.Sleep(ctx, 5*time.Millisecond); err != nil {
 			t.Fatal(err)
 		}
 	}
