@@ -34,9 +34,10 @@ import (
 // says a run may be claimable when it is not costs one read of the run,
 // after which ClaimExpired repairs it; if the run was found taken, it
 // counts against its workflow's limits all the same (candidates are read
-// oldest first, so before the younger runs of its key). A lease renewed (Extend) does not
-// rewrite the hint: ClaimExpired sees its lease expire, reads the run,
-// finds the lease live and rewrites the hint, at most once per lease.
+// oldest first, so before the younger runs of its key). A lease renewed
+// (Extend) does not rewrite the hint: ClaimExpired sees its lease expire,
+// reads the run, finds the lease live and rewrites the hint, at most once
+// per lease.
 //
 // A process that dies between the write of a run and that of its hint
 // leaves the hint behind by one write: a hint with an owner heals when
