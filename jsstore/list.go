@@ -183,8 +183,18 @@ func (s *Store) follow(ctx context.Context, p *partition, after uint64, fn func(
 // followAttempts bounds the tries of follow: about two seconds of pauses.
 const followAttempts = 25
 
-// followOnce is one try of follow.
+// followOnce is one try of follow. A partition whose stream has nothing
+// after the position is not read: a viewer polling an idle store creates
+// no consumer (each creation and deletion is an operation of the cluster's
+// meta leader).
 func (s *Store) followOnce(ctx context.Context, p *partition, after uint64, fn func(subject string, seq uint64, at time.Time, change string)) (uint64, error) {
+	info, err := p.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("jsstore: reading the position of bucket %s: %w", p.bucket, err)
+	}
+	if info.State.LastSeq <= after {
+		return after, nil
+	}
 	cons, err := s.js.CreateConsumer(ctx, "KV_"+p.bucket, jetstream.ConsumerConfig{
 		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:       after + 1,
