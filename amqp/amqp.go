@@ -63,7 +63,8 @@ type Config struct {
 	// ConsumerTag names the consumer on the broker; "" generates a unique
 	// one.
 	ConsumerTag string
-	// Concurrency is how many messages are handled at once; 0 means 16.
+	// Concurrency is how many messages are handled at once; 0 means
+	// [trigger.DefaultConcurrency] (16).
 	// The channel's prefetch count (Qos) is twice as many, so the next
 	// messages are at hand when a worker is free.
 	Concurrency int
@@ -106,7 +107,7 @@ func Run(ctx context.Context, conn *amqp091.Connection, cfg Config, t *trigger.T
 			"and an acknowledgement could reach the wrong message; dial without Recovery, and dial again and call Run again when Run returns an error")
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = trigger.DefaultConcurrency
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -47,7 +47,8 @@ type Config struct {
 	// flux-topic, flux-partition and flux-offset. "" logs them (the
 	// trigger does, with their position) and commits past them.
 	DeadLetterTopic string
-	// Concurrency is how many records are handled at once; 0 means 16.
+	// Concurrency is how many records are handled at once; 0 means
+	// [trigger.DefaultConcurrency] (16).
 	// Set 1 to start the runs of a partition in order.
 	Concurrency int
 	// Options are more franz-go client options (TLS, SASL, timeouts).
@@ -83,7 +84,7 @@ func Run(ctx context.Context, cfg Config, t *trigger.Trigger) error {
 		return errors.New("kafka: Config.Topics is empty: name the topics to consume")
 	}
 	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = trigger.DefaultConcurrency
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -71,7 +71,8 @@ type Config struct {
 	// delivered again. "" logs such messages (the trigger does, with
 	// their position) and terminates them.
 	DeadLetterSubject string
-	// Concurrency is how many messages are handled at once; 0 means 16.
+	// Concurrency is how many messages are handled at once; 0 means
+	// [trigger.DefaultConcurrency] (16).
 	// Run fetches up to twice as many at a time.
 	Concurrency int
 	// AckWait is how long the server waits for an acknowledgement before
@@ -113,7 +114,7 @@ func Run(ctx context.Context, js jetstream.JetStream, cfg Config, t *trigger.Tri
 		return errors.New("natsjs: Config.Concurrency, AckWait and MaxDeliver cannot be negative: leave them 0 for the defaults")
 	}
 	if cfg.Concurrency == 0 {
-		cfg.Concurrency = 16
+		cfg.Concurrency = trigger.DefaultConcurrency
 	}
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 30 * time.Second

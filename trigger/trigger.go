@@ -248,6 +248,10 @@ func (t *Trigger) Process(ctx context.Context, m Message) (Outcome, error) {
 	}
 }
 
+// DefaultConcurrency is how many messages a broker binding (kafka,
+// natsjs, amqp) handles at once when its Config leaves Concurrency 0.
+const DefaultConcurrency = 16
+
 // Grace is how long a try in flight may go on after the context of
 // [Trigger.Process] ended.
 const Grace = 10 * time.Second
