@@ -267,6 +267,11 @@ func (w *Workflow[In, Data]) recoverRun(e *Engine, claimed *Run) error {
 	}
 	_, err = r.execute()
 	e.end(claimed.ID, a, r.leased())
+	if r.run.Status.Final() {
+		// It ended: failed, compensated or cancelled. Its outcome was
+		// logged with its events; it is not a failure to recover it.
+		return nil
+	}
 	return err
 }
 
