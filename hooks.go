@@ -16,7 +16,9 @@ import (
 // quick; a hook that panics is logged and the run goes on.
 type Hooks struct {
 	// WorkflowStart fires when a run enters running: first start, Resume,
-	// RetryStep, or recovery by another engine.
+	// RetryStep, recovery by another engine, or a wake from a sleep or a
+	// wait (after WorkflowWaiting). So it may fire more than once per run;
+	// count runs by WorkflowComplete and WorkflowError.
 	WorkflowStart func(RunEvent)
 	// WorkflowComplete fires when a run completed.
 	WorkflowComplete func(RunEvent)
