@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"golang.org/x/term"
 
 	"github.com/flux-go/flux"
@@ -92,7 +94,11 @@ counts their commits (once each), then measures Start to the first step's start 
 The waits workload starts N runs that sleep until --park after the start (spread evenly over --spread),
 counts the goroutines while all wait, and prints how late the engine (C workers) woke them and wakes/s.
 --baseline measures, instead of Flux, a loop doing W1's three durable writes per run with the same
-group commit, in a table of its own (baseline_runs): the figure to hold Flux's W1 against.`)
+group commit, in a table of its own (baseline_runs): the figure to hold Flux's W1 against.
+
+Each measurement starts from an empty store, as the baseline does: on SQLite a temporary file unless
+--db names one, on PostgreSQL the schema flux_bench (dropped first) unless --schema names one. So the
+benchmark never writes into the store of your application.`)
 		fs.PrintDefaults()
 	}
 	pos, err := parseArgs(fs, args)
@@ -104,6 +110,13 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 	}
 	if *n <= 0 || *c <= 0 || *seq < 0 {
 		return fmt.Errorf("--workflows and --concurrency must be positive, --sequential not negative")
+	}
+	if *workload != "start-worker" {
+		cleanup, err := benchStore(ctx, fs, so)
+		if err != nil {
+			return err
+		}
+		defer cleanup()
 	}
 	switch *workload {
 	case "w1":
@@ -194,6 +207,44 @@ group commit, in a table of its own (baseline_runs): the figure to hold Flux's W
 	}
 	fmt.Println(res)
 	return nil
+}
+
+// benchSchema is the PostgreSQL schema of the benchmarks when --schema
+// names none.
+const benchSchema = "flux_bench"
+
+// benchStore points so at an empty store of the benchmark's own, unless
+// the flags name one: a temporary SQLite file (removed by cleanup), or
+// the schema benchSchema, dropped first. A store the flags name is used as
+// it is.
+func benchStore(ctx context.Context, fs *flag.FlagSet, so *storeOptions) (cleanup func(), err error) {
+	set := setFlags(fs)
+	switch so.kind() {
+	case "sqlite":
+		if set["db"] {
+			return func() {}, nil
+		}
+		dir, err := os.MkdirTemp("", "flux-bench-")
+		if err != nil {
+			return nil, err
+		}
+		so.db = filepath.Join(dir, "bench.db")
+		return func() { _ = os.RemoveAll(dir) }, nil
+	case "postgres":
+		if set["schema"] || so.postgres == "" {
+			return func() {}, nil
+		}
+		so.schema = benchSchema
+		conn, err := pgx.Connect(ctx, so.postgres)
+		if err != nil {
+			return nil, fmt.Errorf("connecting to %s: %w", so.postgres, err)
+		}
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+benchSchema+" CASCADE"); err != nil {
+			return nil, fmt.Errorf("emptying the benchmark's schema %s: %w", benchSchema, err)
+		}
+	}
+	return func() {}, nil
 }
 
 // setFlags returns the names of the flags given on the command line.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -118,7 +119,7 @@ func counterFor(ctx context.Context, so *storeOptions) (*writtenCounter, func(),
 			var n int64
 			err := conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
 				FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-				WHERE n.nspname = 'flux' AND c.relkind = 'r'`).Scan(&n)
+				WHERE n.nspname = $1 AND c.relkind = 'r'`, cmp.Or(so.schema, "flux")).Scan(&n)
 			return n, err
 		}}
 		return c, func() { _ = conn.Close(context.Background()) }, nil

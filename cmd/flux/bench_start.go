@@ -122,8 +122,11 @@ func benchStart(ctx context.Context, so *storeOptions, n, processes, concurrency
 		return res, err
 	}
 	for range processes - 1 {
-		cmd := exec.CommandContext(ctx, self, "bench", "--workload", "start-worker", "--postgres", so.postgres,
-			"--concurrency", fmt.Sprint(concurrency))
+		args := []string{"bench", "--workload", "start-worker", "--postgres", so.postgres, "--concurrency", fmt.Sprint(concurrency)}
+		if so.schema != "" {
+			args = append(args, "--schema", so.schema)
+		}
+		cmd := exec.CommandContext(ctx, self, args...)
 		in, err := cmd.StdinPipe()
 		if err != nil {
 			return res, err

@@ -10,9 +10,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/flux-go/flux"
 	"github.com/flux-go/flux/driver"
-	"github.com/flux-go/flux/postgres"
 	"github.com/flux-go/flux/schedule"
 )
 
@@ -38,7 +36,6 @@ func schedulesCmd(ctx context.Context, out io.Writer, args []string) error {
 	}
 	fs := flag.NewFlagSet("schedules "+sub, flag.ContinueOnError)
 	so := addStoreFlags(fs, "sqlite")
-	schema := fs.String("schema", "", "PostgreSQL schema of the store (default flux)")
 	asJSON := fs.Bool("json", false, "list: print JSON instead of a table")
 	pos, err := parseArgs(fs, args[1:])
 	if err != nil {
@@ -50,7 +47,7 @@ func schedulesCmd(ctx context.Context, out io.Writer, args []string) error {
 	if sub != "list" && len(pos) != 1 {
 		return fmt.Errorf("usage: flux schedules %s NAME [flags]: want one schedule name, got %d arguments %q", sub, len(pos), pos)
 	}
-	store, err := openScheduleStore(ctx, so, *schema)
+	store, err := so.openExisting(ctx)
 	if err != nil {
 		return err
 	}
@@ -83,22 +80,6 @@ func schedulesCmd(ctx context.Context, out io.Writer, args []string) error {
 		return printJSON(out, jsonSchedules(infos))
 	}
 	return writeSchedules(out, infos)
-}
-
-// openScheduleStore opens the store of so, in schema for PostgreSQL.
-func openScheduleStore(ctx context.Context, so *storeOptions, schema string) (flux.Storage, error) {
-	if schema == "" {
-		return so.openExisting(ctx)
-	}
-	set := map[string]bool{}
-	so.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if so.kind() != "postgres" && (set["db"] || set["storage"]) {
-		return nil, fmt.Errorf("--schema %s is for PostgreSQL, not --storage %s", schema, so.kind())
-	}
-	if so.postgres == "" {
-		return nil, errors.New("--schema needs --postgres URL (or FLUX_POSTGRES_URL)")
-	}
-	return postgres.Open(ctx, so.postgres, postgres.Schema(schema))
 }
 
 // writeSchedules prints the schedules as a table. Times are in each

@@ -22,23 +22,25 @@ type storeOptions struct {
 	storage  string
 	db       string
 	postgres string
+	schema   string // PostgreSQL schema; "" for the store's default, flux
 	nats     string
 	fs       *flag.FlagSet
 }
 
-// addStoreFlags adds --storage, --db, --postgres and --nats to fs.
+// addStoreFlags adds --storage, --db, --postgres, --schema and --nats to fs.
 func addStoreFlags(fs *flag.FlagSet, def string) *storeOptions {
 	o := &storeOptions{fs: fs}
 	fs.StringVar(&o.storage, "storage", def, "storage: memory, sqlite, postgres or nats (implied by --db, --postgres or --nats)")
 	fs.StringVar(&o.db, "db", "./data/workflows.db", "SQLite database file")
 	fs.StringVar(&o.postgres, "postgres", os.Getenv("FLUX_POSTGRES_URL"), "PostgreSQL URL, e.g. postgres://user@host:5432/db (default $FLUX_POSTGRES_URL)")
+	fs.StringVar(&o.schema, "schema", "", "PostgreSQL schema of the store, as given to postgres.Schema (default flux)")
 	fs.StringVar(&o.nats, "nats", "", "NATS JetStream URL of the replicated store, e.g. nats://host:4222?partitions=4&prefix=flux "+
 		"(query: prefix, partitions, replicas as the engines open it)")
 	return o
 }
 
-// kind returns the storage chosen: an explicit --db or --postgres wins over
-// the default of --storage.
+// kind returns the storage chosen: an explicit --db, --postgres (or
+// --schema) or --nats wins over the default of --storage.
 func (o *storeOptions) kind() string {
 	set := map[string]bool{}
 	o.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -51,6 +53,8 @@ func (o *storeOptions) kind() string {
 		return "postgres"
 	case set["db"]:
 		return "sqlite"
+	case set["schema"]:
+		return "postgres"
 	}
 	return o.storage
 }
@@ -59,6 +63,9 @@ func (o *storeOptions) kind() string {
 // does not exist is an error, where open would create an empty database
 // (and its directory) and the command would report no runs.
 func (o *storeOptions) openExisting(ctx context.Context) (flux.Storage, error) {
+	if err := o.checkSchema(); err != nil {
+		return nil, err
+	}
 	if o.kind() == "sqlite" {
 		if _, err := os.Stat(o.db); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("no SQLite database at %s: the file does not exist. "+
@@ -74,6 +81,9 @@ func (o *storeOptions) openExisting(ctx context.Context) (flux.Storage, error) {
 // open opens the chosen storage, creating a SQLite file that does not
 // exist, and returns it; the caller closes it.
 func (o *storeOptions) open(ctx context.Context) (flux.Storage, error) {
+	if err := o.checkSchema(); err != nil {
+		return nil, err
+	}
 	switch o.kind() {
 	case "memory":
 		return flux.NewMemoryStorage(), nil
@@ -92,7 +102,11 @@ func (o *storeOptions) open(ctx context.Context) (flux.Storage, error) {
 		if o.postgres == "" {
 			return nil, fmt.Errorf("--storage postgres needs --postgres URL (or FLUX_POSTGRES_URL)")
 		}
-		s, err := postgres.Open(ctx, o.postgres)
+		var opts []postgres.Option
+		if o.schema != "" {
+			opts = append(opts, postgres.Schema(o.schema))
+		}
+		s, err := postgres.Open(ctx, o.postgres, opts...)
 		if err != nil {
 			return nil, err
 		}
@@ -113,6 +127,14 @@ func (o *storeOptions) open(ctx context.Context) (flux.Storage, error) {
 	default:
 		return nil, fmt.Errorf("unknown --storage %q: want memory, sqlite, postgres or nats", o.storage)
 	}
+}
+
+// checkSchema refuses a --schema given for another storage than PostgreSQL.
+func (o *storeOptions) checkSchema() error {
+	if o.schema != "" && o.kind() != "postgres" {
+		return fmt.Errorf("--schema %s is for PostgreSQL, not --storage %s", o.schema, o.kind())
+	}
+	return nil
 }
 
 // natsStoreURL splits a --nats URL into the server URLs and the store's
