@@ -29,6 +29,62 @@ func TestDiffApply(t *testing.T) {
 	}
 }
 
+// TestDiffMatchesByteByByte checks Diff, which compares blocks at a time,
+// against the byte-by-byte definition, on data longer than a few blocks
+// changed anywhere (across block boundaries too).
+func TestDiffMatchesByteByByte(t *testing.T) {
+	naive := func(before, after []byte) (p, s int) {
+		n := min(len(before), len(after))
+		for p < n && before[p] == after[p] {
+			p++
+		}
+		for s < n-p && before[len(before)-1-s] == after[len(after)-1-s] {
+			s++
+		}
+		return p, s
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 5000 {
+		before := make([]byte, rng.IntN(600))
+		for i := range before {
+			before[i] = byte('a' + rng.IntN(3)) // few letters: long accidental matches
+		}
+		after := mutate(rng, before)
+		if rng.IntN(2) == 0 {
+			after = mutate(rng, after)
+		}
+		got := Diff(before, after)
+		p, s := naive(before, after)
+		want := Patch{Offset: p, Delete: len(before) - p - s, Insert: after[p : len(after)-s]}
+		if got.Offset != want.Offset || got.Delete != want.Delete || string(got.Insert) != string(want.Insert) {
+			t.Fatalf("Diff(%q, %q) = %+v, want %+v", before, after, got, want)
+		}
+		if applied, err := got.apply(append([]byte(nil), before...)); err != nil || string(applied) != string(after) {
+			t.Fatalf("Diff(%q, %q) applied gives %q, %v", before, after, applied, err)
+		}
+	}
+}
+
+// BenchmarkDiff is a W2 step at N = 1,000: 100 bytes appended to the last
+// of a thousand items.
+func BenchmarkDiff(b *testing.B) {
+	item := `"` + string(make([]byte, 98)) + `",`
+	var before []byte
+	before = append(before, `{"items":[`...)
+	for range 1000 {
+		before = append(before, item...)
+	}
+	after := append(append([]byte(nil), before...), item...)
+	before = append(before, `""]}`...)
+	after = append(after, `""]}`...)
+	b.SetBytes(int64(len(before)))
+	for b.Loop() {
+		if p := Diff(before, after); len(p.Insert) != len(item) {
+			b.Fatalf("patch inserts %d bytes, want %d", len(p.Insert), len(item))
+		}
+	}
+}
+
 // TestRebuildRandomChains applies random chains of changes, with snapshots
 // here and there, and checks every prefix rebuilds to the right data.
 func TestRebuildRandomChains(t *testing.T) {
