@@ -106,20 +106,34 @@ func counterFor(ctx context.Context, so *storeOptions) (*writtenCounter, func(),
 		if err != nil {
 			return nil, nil, err
 		}
+		schema := cmp.Or(so.schema, "flux")
 		c := &writtenCounter{source: "the server's WAL", read: func() (int64, error) {
 			var n int64
 			err := conn.QueryRow(ctx, "SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::bigint").Scan(&n)
 			return n, err
 		}, stored: func() (int64, error) {
 			// The schema's tables with their TOAST and indexes, once
-			// VACUUM has reclaimed the dead row versions.
-			if _, err := conn.Exec(ctx, "VACUUM"); err != nil {
+			// VACUUM has reclaimed the dead row versions (of the schema's
+			// tables only: not the whole database).
+			rows, err := conn.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname)
+				FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+				WHERE n.nspname = $1 AND c.relkind = 'r'`, schema)
+			if err != nil {
 				return 0, err
 			}
+			tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return 0, err
+			}
+			for _, t := range tables {
+				if _, err := conn.Exec(ctx, "VACUUM "+t); err != nil {
+					return 0, err
+				}
+			}
 			var n int64
-			err := conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
+			err = conn.QueryRow(ctx, `SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint
 				FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-				WHERE n.nspname = $1 AND c.relkind = 'r'`, cmp.Or(so.schema, "flux")).Scan(&n)
+				WHERE n.nspname = $1 AND c.relkind = 'r'`, schema).Scan(&n)
 			return n, err
 		}}
 		return c, func() { _ = conn.Close(context.Background()) }, nil
@@ -155,11 +169,13 @@ func benchLong(ctx context.Context, store flux.Storage, name string, counter *wr
 	res := longResult{Storage: name, Runs: runs, Steps: steps, DataBytes: size, WrittenBytes: -1, StoredBytes: -1}
 	var before, storedBefore int64
 	if counter != nil {
-		if before, err = counter.read(); err != nil {
-			return res, fmt.Errorf("reading the bytes written: %w", err)
-		}
+		// Stored first: measuring it writes (a WAL checkpoint, a VACUUM),
+		// and those writes are not the runs'.
 		if storedBefore, err = counter.stored(); err != nil {
 			return res, fmt.Errorf("reading the bytes stored: %w", err)
+		}
+		if before, err = counter.read(); err != nil {
+			return res, fmt.Errorf("reading the bytes written: %w", err)
 		}
 	}
 	start := time.Now()
