@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,6 +55,18 @@ func (w *baselineWriter) submit(id string, update int) error {
 func (w *baselineWriter) loop(ctx context.Context, commit func([]*baselineWrite) error) {
 	for {
 		w.mu.Lock()
+		// As Flux's SQLite writer does: let the clients about to write
+		// join the batch, until a few yields bring none.
+		for n, idle := 0, 0; idle < 4 && len(w.queue) > 0 && len(w.queue) < 64; {
+			if len(w.queue) > n {
+				n, idle = len(w.queue), 0
+			} else {
+				idle++
+			}
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
+		}
 		batch := w.queue
 		w.queue = nil
 		w.mu.Unlock()
