@@ -23,6 +23,11 @@
 // zero-length child span with flux.step.skipped=true. Span times are the
 // engine's event times.
 //
+// A run that starts waiting (a sleep, a signal, an event) ends its span at
+// workflow:waiting, with flux.run.status=waiting and an event "waiting":
+// it may wait for days, and a span is exported only once it ends. Its wake
+// is a workflow:start, and a new run span (and flux.runs.started) with it.
+//
 // A failed attempt (retried or not) and a failed run record the error
 // (RecordError, with the stack trace the engine captured) and have status
 // Error. A cancelled run is not an error: its status stays Unset and
@@ -40,7 +45,7 @@
 //
 // # Metrics
 //
-//	flux.runs.started    counter    {run}   workflow:start (first start, resume, retry, recovery)
+//	flux.runs.started    counter    {run}   workflow:start (first start, resume, retry, recovery, wake)
 //	flux.runs.completed  counter    {run}   workflow:complete
 //	flux.runs.failed     counter    {run}   workflow:error
 //	flux.runs.cancelled  counter    {run}   workflow:cancelled

@@ -236,6 +236,8 @@ func (in *Instrumentation) Emit(ev flux.TraceEvent) {
 		in.stepSkipped(&ev)
 	case flux.EventWorkflowInterrupted:
 		in.runInterrupted(&ev)
+	case flux.EventWorkflowWaiting:
+		in.runWaiting(&ev)
 	}
 }
 
@@ -323,6 +325,31 @@ func (in *Instrumentation) runEnd(ev *flux.TraceEvent) {
 		span.AddEvent("cancelled", trace.WithTimestamp(ev.Time))
 	}
 	span.End(trace.WithTimestamp(ev.Time))
+}
+
+// runWaiting ends the span of a run that starts waiting (a sleep, a
+// signal, an event): it holds no engine until it wakes, maybe days later,
+// and a span is exported only once it ends. Its wake starts a new span, as
+// any start of a run does.
+func (in *Instrumentation) runWaiting(ev *flux.TraceEvent) {
+	in.mu.Lock()
+	if in.closed {
+		in.mu.Unlock()
+		return
+	}
+	rs, evicted := in.get(ev, ev.Time)
+	in.remove(ev.RunID)
+	in.mu.Unlock()
+
+	finish(nil, evicted)
+	for _, a := range rs.attempts { // none, unless an end event was lost
+		in.endAttempt(rs, a, OutcomeInterrupted, ev.Time)
+	}
+	if rs.span.IsRecording() {
+		rs.span.SetAttributes(AttrRunStatus.String(string(flux.StatusWaiting)))
+		rs.span.AddEvent("waiting", trace.WithTimestamp(ev.Time))
+	}
+	end(rs.span, ev.Time)
 }
 
 func (in *Instrumentation) stepStart(ev *flux.TraceEvent) {

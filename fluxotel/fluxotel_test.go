@@ -686,3 +686,54 @@ func TestCorruptRunsCounted(t *testing.T) {
 type discard struct{}
 
 func (discard) Emit(flux.TraceEvent) {}
+
+// A run that waits ends its span at the wait, marked waiting, so the span
+// is exported now rather than at the wake (maybe days later); the wake
+// starts a new run span that ends with the run.
+func TestWaitingRunEndsItsSpan(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	e := engine(t, flux.Config{Trace: b.inst})
+	flow := flux.New[struct{}, struct{ OK bool }]("approval").
+		Step("ask", func(*flux.Ctx[struct{}, struct{ OK bool }]) error { return nil }).
+		WaitSignal("wait", "ok", time.Hour, func(c *flux.Ctx[struct{}, struct{ OK bool }], r flux.Received) error {
+			c.Data.OK = !r.TimedOut
+			return nil
+		}).
+		Step("done", func(*flux.Ctx[struct{}, struct{ OK bool }]) error { return nil })
+	ctx := context.Background()
+	res, err := flux.Execute(ctx, e, flow, struct{}{})
+	if !errors.Is(err, flux.ErrWaiting) {
+		t.Fatalf("Execute: %v, want ErrWaiting", err)
+	}
+	waiting := runSpan(t, b.spans.GetSpans(), res.ID)
+	if got := attrString(waiting, fluxotel.AttrRunStatus); got != "waiting" {
+		t.Fatalf("run span of a waiting run: status %q, want waiting", got)
+	}
+	if got := attrString(waiting, fluxotel.AttrUnfinished); got != "" {
+		t.Fatalf("run span of a waiting run marked unfinished %q", got)
+	}
+	if len(waiting.Events) == 0 || waiting.Events[len(waiting.Events)-1].Name != "waiting" {
+		t.Fatalf("run span events %v, want a last one named waiting", waiting.Events)
+	}
+	if kids := names(children(b.spans.GetSpans(), waiting)); len(kids) != 1 || kids[0] != "flux.step ask" {
+		t.Fatalf("children of the waiting span: %v, want the attempt of ask", kids)
+	}
+
+	if err := e.Signal(ctx, res.ID, "ok", nil); err != nil {
+		t.Fatal(err)
+	}
+	done, err := flux.Wait(ctx, e, flow, res.ID)
+	if err != nil || !done.Data.OK {
+		t.Fatalf("Wait: %+v, %v", done, err)
+	}
+	var statuses []string
+	for _, s := range b.spans.GetSpans() {
+		if !s.Parent.IsValid() && attrString(s, fluxotel.AttrRunID) == res.ID {
+			statuses = append(statuses, attrString(s, fluxotel.AttrRunStatus))
+		}
+	}
+	if len(statuses) != 2 || statuses[0] != "waiting" || statuses[1] != "completed" {
+		t.Fatalf("run spans of the run by status: %v, want [waiting completed]", statuses)
+	}
+}
